@@ -1,0 +1,1 @@
+"""snowmux reference peers: the sender (audio node) and the receiver (bot side)."""
