@@ -49,9 +49,27 @@ _IDLE, _HEADER, _BODY, _EVENT = range(4)
 _FRAME_START = 0x00
 _unpack_length = LENGTH_STRUCT.unpack_from
 _new_frame = AudioFrame._trusted
+# Slot descriptors set a frozen dataclass's fields without its __setattr__;
+# the decoder has already validated both fields on the wire.
+_new_object = object.__new__
+_set_session_id = AudioFrame.__dict__["session_id"].__set__
+_set_payload = AudioFrame.__dict__["payload"].__set__
 # Distinct valid IDs remembered per decoder; cleared wholesale when full so a
 # peer cycling through IDs cannot grow it without bound.
 _ID_CACHE_SIZE = 4096
+# Payloads up to this size are copied into bytes: cheaper than a memoryview
+# (an untracked object, no buffer export) and they do not pin the chunk.
+# Bigger ones are zero-copy read-only views of the (immutable) chunk.
+_COPY_BELOW = 8 * 1024
+# Pieces of a split frame smaller than this are merged into one bytearray.
+_SMALL_PIECE = 1024
+
+
+def _payload_of(body: bytes) -> bytes | memoryview:
+    """The payload of a frame body held in its own bytes object."""
+    if len(body) <= _COPY_BELOW:
+        return body[SESSION_ID_FIELD_SIZE:]
+    return memoryview(body)[SESSION_ID_FIELD_SIZE:]
 
 
 class Decoder:
@@ -81,7 +99,8 @@ class Decoder:
         self._state = _IDLE
         self._message_start = 0  # stream offset where the pending message began
         self._pending = bytearray()  # header bytes or event bytes so far
-        self._body: bytearray | None = None  # frame body (ID field + payload)
+        self._parts: list[bytes | bytearray | memoryview] = []  # frame body pieces (ID field + payload)
+        self._body_length = 0
         self._filled = 0
         self._body_session_id: str | None = None
         self._ids: dict[bytes, str] = {}
@@ -110,6 +129,16 @@ class Decoder:
         self._check_usable()
         if type(data) is not bytes:
             data = bytes(data)  # the caller may reuse its buffer; slices must not change
+        if (
+            self._state == _BODY
+            and _SMALL_PIECE <= len(data) < self._body_length - self._filled
+            and self._body_session_id is not None
+        ):
+            # Fast path for the middle of a big frame: keep the whole chunk.
+            self._parts.append(data)
+            self._filled += len(data)
+            self._offset += len(data)
+            return []
         out: list[Message] = []
         try:
             pos = self._continue_pending(data, out) if self._state != _IDLE else 0
@@ -143,10 +172,15 @@ class Decoder:
     # -- the scanning loop over one immutable chunk ------------------------
 
     def _scan(self, data: bytes, pos: int, out: list[Message]) -> None:
+        # The hot loop: names are bound to locals, and the common case (a
+        # whole frame with a known ID) calls no method of its own.
         end = len(data)
         view = memoryview(data)
         base = self._offset
         max_event = self.max_event_length
+        max_frame = self.max_frame_length
+        ids_get = self._ids.get
+        append = out.append
         while pos < end:
             first = data[pos]
             if first == _FRAME_START:
@@ -155,23 +189,33 @@ class Decoder:
                     self._pending += view[pos:]
                     return
                 (length,) = _unpack_length(data, pos)
-                self._check_length(length, base + pos)
+                if length < MIN_FRAME_LENGTH or length > max_frame:
+                    self._check_length(length, base + pos)
                 body_start = pos + LENGTH_PREFIX_SIZE
                 frame_end = body_start + length
-                payload_start = body_start + SESSION_ID_FIELD_SIZE
                 if frame_end <= end:
-                    session_id = self._session_id(data[body_start:payload_start], base + body_start)
-                    out.append(_new_frame(session_id, view[payload_start:frame_end]))
+                    payload_start = body_start + SESSION_ID_FIELD_SIZE
+                    field = data[body_start:payload_start]
+                    session_id = ids_get(field) or self._session_id(field, base + body_start)
+                    frame = _new_object(AudioFrame)
+                    _set_session_id(frame, session_id)
+                    _set_payload(
+                        frame,
+                        data[payload_start:frame_end]
+                        if length <= _COPY_BELOW
+                        else view[payload_start:frame_end],
+                    )
+                    append(frame)
                     pos = frame_end
                     continue
                 self._start_pending(_BODY, base + pos)
-                self._body = bytearray(length)
-                self._absorb_body(view[body_start:])
+                self._body_length = length
+                self._absorb_body(data, body_start)
                 return
             if first == EVENT_START:
                 newline = data.find(b"\n", pos, pos + max_event)
                 if newline >= 0:
-                    out.append(self._event(data[pos:newline], base + pos))
+                    append(self._event(data[pos:newline], base + pos))
                     pos = newline + 1
                     continue
                 if end - pos >= max_event:
@@ -190,33 +234,32 @@ class Decoder:
         self._state = state
         self._message_start = start
         self._pending = bytearray()
+        self._parts = []
         self._filled = 0
         self._body_session_id = None
 
     def _continue_pending(self, data: bytes, out: list[Message]) -> int:
         """Advance the pending message; return where the rest of ``data`` starts."""
-        view = memoryview(data)
         pos = 0
         if self._state == _HEADER:
             pos = LENGTH_PREFIX_SIZE - len(self._pending)
-            self._pending += view[:pos]
+            self._pending += data[:pos]
             if len(self._pending) < LENGTH_PREFIX_SIZE:
                 return len(data)
             (length,) = _unpack_length(self._pending)
             self._check_length(length, self._message_start)
             self._state = _BODY
-            self._body = bytearray(length)
+            self._body_length = length
             self._pending = bytearray()
         if self._state == _BODY:
-            pos += self._absorb_body(view[pos:])
-            if self._body is None or self._filled < len(self._body):
+            pos += self._absorb_body(data, pos)
+            if self._filled < self._body_length:
                 return len(data)
-            body, self._body = self._body, None
+            body = b"".join(self._parts)  # the one copy of a frame split across chunks
+            self._parts = []
             session_id = self._body_session_id
             assert session_id is not None  # set by _absorb_body once the ID arrived
-            out.append(
-                _new_frame(session_id, memoryview(body)[SESSION_ID_FIELD_SIZE:].toreadonly())
-            )
+            out.append(_new_frame(session_id, _payload_of(body)))
             self._state = _IDLE
             return pos
         # _EVENT: look for the newline only in the new bytes, within the budget
@@ -233,16 +276,26 @@ class Decoder:
         self._state = _IDLE
         return newline + 1
 
-    def _absorb_body(self, chunk: memoryview) -> int:
-        """Copy what ``chunk`` holds of the pending frame body; return bytes taken."""
-        body = self._body
-        assert body is not None
+    def _absorb_body(self, data: bytes, start: int) -> int:
+        """Keep what ``data[start:]`` holds of the pending frame body; return its size."""
         had = self._filled
-        take = min(len(body) - had, len(chunk))
-        body[had : had + take] = chunk[:take]
+        take = min(self._body_length - had, len(data) - start)
+        piece = memoryview(data)[start : start + take]
+        parts = self._parts
+        if take < _SMALL_PIECE:
+            # Tiny reads (down to 1 byte) are merged so the part list, and its
+            # per-object overhead, stays proportional to the frame size.
+            if parts and isinstance(parts[-1], bytearray):
+                parts[-1] += piece
+            else:
+                parts.append(bytearray(piece))
+        elif 2 * take >= len(data):
+            parts.append(piece)  # zero-copy: the chunk is immutable bytes
+        else:
+            parts.append(piece.tobytes())  # don't pin a chunk over twice the piece
         self._filled = had + take
         if self._body_session_id is None and self._filled >= SESSION_ID_FIELD_SIZE:
-            field = bytes(body[:SESSION_ID_FIELD_SIZE])
+            field = b"".join(self._parts)[:SESSION_ID_FIELD_SIZE]
             self._body_session_id = self._session_id(
                 field, self._message_start + LENGTH_PREFIX_SIZE
             )
@@ -315,8 +368,7 @@ class Decoder:
                 session_id=None,
             )
         if self._state == _BODY:
-            assert self._body is not None
-            missing = len(self._body) - self._filled
+            missing = self._body_length - self._filled
             session_id = self._body_session_id
             whose = f"of session {session_id!r} " if session_id else ""
             return TruncatedStreamError(

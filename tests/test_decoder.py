@@ -134,7 +134,7 @@ def test_payloads_are_read_only() -> None:
 
 
 def test_event_split_anywhere_including_before_newline() -> None:
-    line = encode_event("error", "s", message="} { \" \\n")
+    line = encode_event("error", "s", message='} { " \\n')
     for cut in range(1, len(line)):
         assert decode_chunks([line[:cut], line[cut:]]) == decode_chunks([line])
 
@@ -157,3 +157,18 @@ def test_bytewise_feeding_is_linear_not_quadratic() -> None:
     # doubles the work (a quadratic decoder would quadruple it).
     small, large = _time_bytewise(20_000), _time_bytewise(80_000)
     assert large / small < 8, f"4x the bytes took {large / small:.1f}x the time"
+
+
+def test_memory_stays_bounded_by_one_message_whatever_the_chunking() -> None:
+    import tracemalloc
+
+    wire = encode_frame("a", bytes(200_000))
+    for size in (1, 100, 5000):
+        decoder = Decoder()
+        tracemalloc.start()
+        for chunk in chunked(wire[:-1], [size]):
+            decoder.feed(chunk)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert decoder.buffered == len(wire) - 1
+        assert peak < 2 * len(wire) + 64_000, f"{size}-byte chunks peaked at {peak} B"

@@ -52,7 +52,9 @@ def test_encode_event_is_compact_utf8_json() -> None:
         ((3, "a"), {}),
     ],
 )
-def test_encoder_refuses_invalid_events(args: tuple[object, str], fields: dict[str, object]) -> None:
+def test_encoder_refuses_invalid_events(
+    args: tuple[object, str], fields: dict[str, object]
+) -> None:
     with pytest.raises(EventEncodeError):
         encode_event(*args, **fields)  # type: ignore[arg-type]
     assert issubclass(EventEncodeError, LocalProtocolError)
@@ -83,7 +85,9 @@ def test_connection_level_events_may_have_an_empty_session() -> None:
 
 def test_events_are_value_types() -> None:
     event = Event.create("finished", "a", reason="stopped")
-    assert event == Event("finished", "a", {"type": "finished", "session_id": "a", "reason": "stopped"})
+    assert event == Event(
+        "finished", "a", {"type": "finished", "session_id": "a", "reason": "stopped"}
+    )
     assert encode(event) == encode_event("finished", "a", reason="stopped")
     with pytest.raises(AttributeError):
         event.type = "ready"  # type: ignore[misc]

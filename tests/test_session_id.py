@@ -59,7 +59,13 @@ def test_field_width_comes_from_the_construct_definition() -> None:
 
 @pytest.mark.parametrize(
     "field",
-    [b" " * 24, b"abc" + b"\x00" * 21, b"ab cd".ljust(24), b" abc".ljust(24), b"\xc3\xa9".ljust(24)],
+    [
+        b" " * 24,
+        b"abc" + b"\x00" * 21,
+        b"ab cd".ljust(24),
+        b" abc".ljust(24),
+        b"\xc3\xa9".ljust(24),
+    ],
 )
 def test_decoder_and_frame_reject_bad_fields(field: bytes) -> None:
     wire = (24 + 1).to_bytes(4, "big") + field + b"x"

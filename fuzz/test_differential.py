@@ -1,0 +1,66 @@
+"""The fast path against FRAME, the construct definition (SPEC.md "Audio frames").
+
+Byte-for-byte agreement for every valid frame, and identical accept/reject
+decisions for every possible ID field.
+"""
+
+from __future__ import annotations
+
+import construct
+from hypothesis import given
+from hypothesis import strategies as st
+
+from protocol import FRAME, Decoder, RemoteProtocolError, SessionIdError, encode_frame
+
+from .strategies import ID_ALPHABET, any_session_id, payloads
+
+
+@given(any_session_id, payloads)
+def test_encoder_equals_frame_build(session_id: str, payload: bytes) -> None:
+    assert encode_frame(session_id, payload) == FRAME.build(
+        {"session_id": session_id, "payload": payload}
+    )
+
+
+@given(any_session_id, payloads)
+def test_decoder_equals_frame_parse(session_id: str, payload: bytes) -> None:
+    wire = FRAME.build({"session_id": session_id, "payload": payload})
+    (frame,) = Decoder().feed(wire)
+    parsed = FRAME.parse(wire)
+    assert (frame.session_id, bytes(frame.payload)) == (parsed.session_id, parsed.payload)
+
+
+id_fields = st.one_of(
+    st.binary(min_size=24, max_size=24),
+    st.text(alphabet=ID_ALPHABET + " \x00\t\x7f\u00e9", max_size=24).map(
+        lambda s: s.encode("utf-8")[:24].ljust(24, b" ")
+    ),
+)
+
+
+@given(id_fields)
+def test_id_fields_accept_reject_identically(field: bytes) -> None:
+    wire = (24 + 1).to_bytes(4, "big") + field + b"p"
+    try:
+        expected: str | None = FRAME.parse(wire).session_id
+    except construct.ValidationError:
+        expected = None
+    try:
+        (frame,) = Decoder().feed(wire)
+        got: str | None = frame.session_id
+    except RemoteProtocolError:
+        got = None
+    assert got == expected
+
+
+@given(st.text(max_size=30))
+def test_id_strings_accept_reject_identically(session_id: str) -> None:
+    try:
+        fast: bytes | None = encode_frame(session_id, b"")
+    except SessionIdError:
+        fast = None
+    try:
+        reference: bytes | None = FRAME.build({"session_id": session_id, "payload": b""})
+    except SessionIdError:
+        reference = None
+    assert fast == reference
