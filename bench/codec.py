@@ -17,6 +17,7 @@ import io
 import random
 import time
 from collections.abc import Callable
+from functools import partial
 
 from protocol import FRAME, FRAME_HEADER_SIZE, Decoder, encode_frame
 
@@ -107,16 +108,17 @@ def main() -> None:
         stream = make_stream(size, count, rng)
         mb = len(stream) / 1e6
         parse_count = min(count, 20_000)  # the interpreted parser is slow: rate is per frame
-        parse_stream_bytes = stream[: parse_count * size]
+        parse_bytes = stream[: parse_count * size]
         rows: dict[str, float] = {}
-        for name, fn, n in (
-            ("Decoder.feed whole", lambda: decode_whole(stream), count),
-            ("Decoder.feed 4 KiB chunks", lambda: decode_chunked(stream), count),
-            ("FRAME.parse interpreted", lambda: parse_with(FRAME, parse_stream_bytes), parse_count),
-            ("FRAME.parse compiled", lambda: parse_with(compiled, parse_stream_bytes), parse_count),
-            ("bytes copy whole", lambda: copy_whole(stream), count),
-            ("bytes copy 4 KiB chunks", lambda: copy_chunked(stream), count),
-        ):
+        methods: list[tuple[str, Callable[[], int], int]] = [
+            ("Decoder.feed whole", partial(decode_whole, stream), count),
+            ("Decoder.feed 4 KiB chunks", partial(decode_chunked, stream), count),
+            ("FRAME.parse interpreted", partial(parse_with, FRAME, parse_bytes), parse_count),
+            ("FRAME.parse compiled", partial(parse_with, compiled, parse_bytes), parse_count),
+            ("bytes copy whole", partial(copy_whole, stream), count),
+            ("bytes copy 4 KiB chunks", partial(copy_chunked, stream), count),
+        ]
+        for name, fn, n in methods:
             seconds, result = best_of(args.runs, fn)
             if name.startswith(("Decoder", "FRAME")):
                 assert result == n, (name, result, n)
@@ -142,7 +144,6 @@ def main() -> None:
                     f"(target >= {TARGET_COPY_RATIO}) "
                     f"{'OK' if ratio >= TARGET_COPY_RATIO else 'MISSED'}"
                 )
-        del stream
         print(f"         ({mb:,.0f} MB stream)")
     print("\n".join(verdicts))
 
