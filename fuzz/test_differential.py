@@ -7,6 +7,7 @@ decisions for every possible ID field.
 from __future__ import annotations
 
 import construct
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -15,6 +16,7 @@ from protocol import FRAME, Decoder, RemoteProtocolError, SessionIdError, encode
 from .strategies import ID_ALPHABET, any_session_id, payloads
 
 
+@pytest.mark.spec("F1")
 @given(any_session_id, payloads)
 def test_encoder_equals_frame_build(session_id: str, payload: bytes) -> None:
     assert encode_frame(session_id, payload) == FRAME.build(
@@ -22,6 +24,7 @@ def test_encoder_equals_frame_build(session_id: str, payload: bytes) -> None:
     )
 
 
+@pytest.mark.spec("F1")
 @given(any_session_id, payloads)
 def test_decoder_equals_frame_parse(session_id: str, payload: bytes) -> None:
     wire = FRAME.build({"session_id": session_id, "payload": payload})
@@ -38,6 +41,7 @@ id_fields = st.one_of(
 )
 
 
+@pytest.mark.spec("I4")
 @given(id_fields)
 def test_id_fields_accept_reject_identically(field: bytes) -> None:
     wire = (24 + 1).to_bytes(4, "big") + field + b"p"

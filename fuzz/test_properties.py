@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -21,6 +22,7 @@ from tests.codec_helpers import chunked, collect_until_error, decode_chunks, nor
 from .strategies import chunk_sizes, invalid_session_ids, messages, payloads, session_ids
 
 
+@pytest.mark.spec("B1", "E4")
 @given(st.lists(messages, max_size=20), chunk_sizes, st.booleans())
 def test_any_message_sequence_survives_any_chunking(
     sequence: list[Message], sizes: list[int], separators: bool
@@ -37,6 +39,7 @@ def test_every_valid_id_round_trips(session_id: str, payload: bytes) -> None:
     assert frame.session_id == session_id and frame.payload == payload
 
 
+@pytest.mark.spec("I3")
 @given(invalid_session_ids)
 def test_every_invalid_id_is_rejected_by_the_encoder(session_id: str) -> None:
     for reject in (validate_session_id, lambda s: encode_frame(s, b"")):
@@ -51,6 +54,7 @@ def test_every_invalid_id_is_rejected_by_the_encoder(session_id: str) -> None:
     st.dictionaries(session_ids, st.lists(payloads, max_size=8), min_size=1, max_size=6),
     st.data(),
 )
+@pytest.mark.spec("O1")
 def test_interleaved_sessions_keep_order_and_routing(
     per_session: dict[str, list[bytes]], data: st.DataObject
 ) -> None:
@@ -80,6 +84,7 @@ def mutated_streams(draw: st.DrawFn) -> bytes:
     return bytes(stream)
 
 
+@pytest.mark.spec("X1", "L4")
 @given(st.one_of(st.binary(max_size=2000), mutated_streams()), chunk_sizes)
 def test_arbitrary_bytes_only_raise_remote_errors_and_stay_bounded(
     noise: bytes, sizes: list[int]
@@ -95,6 +100,7 @@ def test_arbitrary_bytes_only_raise_remote_errors_and_stay_bounded(
         assert 0 <= error.offset <= len(noise)
 
 
+@pytest.mark.spec("X3")
 @given(st.lists(messages, min_size=1, max_size=6), st.data())
 def test_every_proper_prefix_then_eof_is_truncated_unless_on_a_boundary(
     sequence: list[Message], data: st.DataObject

@@ -39,7 +39,9 @@ class StreamSummary:
                 f"{kind} x{count}" for (s, kind), count in sorted(self.events.items()) if s == sid
             )
             label = sid or "(connection)"
-            out.append(f"{label:<24}  {self.frames[sid]:>8}  {self.payload_bytes[sid]:>12}  {events}")
+            out.append(
+                f"{label:<24}  {self.frames[sid]:>8}  {self.payload_bytes[sid]:>12}  {events}"
+            )
         return out
 
 

@@ -99,7 +99,9 @@ class Decoder:
         self._state = _IDLE
         self._message_start = 0  # stream offset where the pending message began
         self._pending = bytearray()  # header bytes or event bytes so far
-        self._parts: list[bytes | bytearray | memoryview] = []  # frame body pieces (ID field + payload)
+        self._parts: list[
+            bytes | bytearray | memoryview
+        ] = []  # frame body pieces (ID field + payload)
         self._body_length = 0
         self._filled = 0
         self._body_session_id: str | None = None

@@ -22,6 +22,7 @@ from protocol import (
 from .codec_helpers import chunked, decode_chunks, event, round_trip
 
 
+@pytest.mark.spec("B1", "O1")
 def test_round_trip_of_mixed_messages_any_chunking() -> None:
     messages = [
         event("hello", "", protocol="snowmux/1", max_frame_length=1 << 20),
@@ -34,6 +35,7 @@ def test_round_trip_of_mixed_messages_any_chunking() -> None:
         round_trip(messages, sizes)
 
 
+@pytest.mark.spec("F4", "L1")
 def test_length_errors_are_detected_from_the_four_length_bytes() -> None:
     decoder = Decoder(max_frame_length=1000)
     assert decoder.feed(b"\x00\x00") == []
@@ -43,6 +45,7 @@ def test_length_errors_are_detected_from_the_four_length_bytes() -> None:
     assert decoder.buffered <= 4
 
 
+@pytest.mark.spec("L1")
 def test_frame_at_exactly_max_frame_length_is_accepted() -> None:
     decoder = Decoder(max_frame_length=100)
     (frame,) = decoder.feed(encode_frame("a", b"x" * 76))
@@ -58,6 +61,7 @@ def test_constructor_limits_are_checked() -> None:
         Decoder(max_event_length=1)
 
 
+@pytest.mark.spec("X2")
 def test_failed_decoder_stays_failed() -> None:
     decoder = Decoder()
     with pytest.raises(UnexpectedByteError) as first:
@@ -70,6 +74,7 @@ def test_failed_decoder_stays_failed() -> None:
             decoder.feed_eof()
 
 
+@pytest.mark.spec("X2")
 def test_messages_before_an_error_travel_on_the_exception() -> None:
     good = encode_frame("a", b"1") + encode_event("finished", "a")
     with pytest.raises(RemoteProtocolError) as info:
@@ -87,6 +92,7 @@ def test_feed_after_eof_is_a_local_error_and_eof_is_idempotent() -> None:
         decoder.feed(b"\n")
 
 
+@pytest.mark.spec("X3")
 def test_truncation_names_session_and_missing_bytes() -> None:
     wire = encode_frame("guild-7", b"x" * 100)
     decoder = Decoder()
@@ -152,6 +158,7 @@ def _time_bytewise(frame_size: int) -> float:
     return best
 
 
+@pytest.mark.spec("L4")
 def test_bytewise_feeding_is_linear_not_quadratic() -> None:
     # A ratio measured side by side, not an absolute time: doubling the frame
     # doubles the work (a quadratic decoder would quadruple it).
@@ -159,6 +166,7 @@ def test_bytewise_feeding_is_linear_not_quadratic() -> None:
     assert large / small < 8, f"4x the bytes took {large / small:.1f}x the time"
 
 
+@pytest.mark.spec("L4")
 def test_memory_stays_bounded_by_one_message_whatever_the_chunking() -> None:
     import tracemalloc
 

@@ -15,6 +15,7 @@ from protocol import (
 )
 
 
+@pytest.mark.spec("F1", "I2")
 def test_frame_layout_matches_the_spec_diagram() -> None:
     wire = encode_frame("123456789012345678", b"\xaa\xbb")
     assert wire[:4] == (24 + 2).to_bytes(4, "big")
@@ -29,6 +30,7 @@ def test_bytes_like_payloads() -> None:
     assert frame_header("a", 3) + b"abc" == expected
 
 
+@pytest.mark.spec("F3", "X4")
 def test_payload_at_the_ceiling_and_above() -> None:
     assert frame_header("a", MAX_PAYLOAD_SIZE)[:4] == b"\x00\xff\xff\xff"
     with pytest.raises(FrameTooLargeError):

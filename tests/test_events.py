@@ -18,6 +18,7 @@ from protocol import (
 )
 
 
+@pytest.mark.spec("E4")
 def test_encode_event_escapes_and_has_no_inner_newline() -> None:
     hostile = 'a "quoted" }{ value\nwith newline \\ and \u2028 and caf\u00e9'
     line = encode_event("error", "123456789012345678", message=hostile)
@@ -52,6 +53,7 @@ def test_encode_event_is_compact_utf8_json() -> None:
         ((3, "a"), {}),
     ],
 )
+@pytest.mark.spec("E3", "E6", "X4")
 def test_encoder_refuses_invalid_events(
     args: tuple[object, str], fields: dict[str, object]
 ) -> None:
@@ -60,11 +62,13 @@ def test_encoder_refuses_invalid_events(
     assert issubclass(EventEncodeError, LocalProtocolError)
 
 
+@pytest.mark.spec("L3")
 def test_encoder_refuses_events_above_the_default_limit() -> None:
     with pytest.raises(EventEncodeError):
         encode_event("error", "a", message="x" * 70_000)
 
 
+@pytest.mark.spec("E5")
 def test_unknown_types_and_fields_are_delivered() -> None:
     line = encode_event("x-lyrics", "a", text="la la", future={"nested": [1, 2]})
     (event,) = Decoder().feed(line)
@@ -73,6 +77,7 @@ def test_unknown_types_and_fields_are_delivered() -> None:
     assert ready.get("extra") is True and ready.get("missing", 7) == 7
 
 
+@pytest.mark.spec("E3")
 def test_connection_level_events_may_have_an_empty_session() -> None:
     for line in (
         encode_event("hello", "", protocol="snowmux/2"),
@@ -97,6 +102,7 @@ def test_events_are_value_types() -> None:
         Event.create("ready", "", format="pcm")
 
 
+@pytest.mark.spec("L2")
 def test_event_length_limit_includes_the_newline() -> None:
     line = encode_event("x", "", pad="y" * 20)
     assert len(line) == 58
@@ -107,6 +113,7 @@ def test_event_length_limit_includes_the_newline() -> None:
     assert issubclass(EventTooLongError, EventError)
 
 
+@pytest.mark.spec("L2")
 def test_event_too_long_is_detected_without_waiting_for_the_newline() -> None:
     decoder = Decoder(max_event_length=100)
     decoder.feed(b'{"type":"x","session_id":"","p":"' + b"z" * 40)

@@ -19,6 +19,7 @@ def test_constants_are_derived_from_frame() -> None:
     assert protocol.DEFAULT_MAX_FRAME_LENGTH == 1 << 20
 
 
+@pytest.mark.spec("F1")
 def test_frame_parses_and_builds() -> None:
     wire = bytes.fromhex("0000001b") + b"guild-1".ljust(24) + b"\x01\x02\x03"
     parsed = FRAME.parse(wire)
@@ -28,6 +29,7 @@ def test_frame_parses_and_builds() -> None:
     assert encode_frame("guild-1", b"\x01\x02\x03") == wire
 
 
+@pytest.mark.spec("F2", "F3")
 def test_frame_rejects_lengths_outside_the_protocol() -> None:
     with pytest.raises(construct.ValidationError):
         FRAME.parse(bytes.fromhex("00000017") + b"a" * 23)

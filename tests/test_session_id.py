@@ -21,6 +21,7 @@ VALID = ["1", "123456789012345678", "12345678901234567890", "x" * 24, "user:42",
 INVALID = ["", " ", "a b", " a", "a ", "a\tb", "caf\u00e9", "a\x00", "a\x7f", "x" * 25, "\n"]
 
 
+@pytest.mark.spec("I1", "I2")
 @pytest.mark.parametrize("session_id", VALID)
 def test_valid_ids_round_trip(session_id: str) -> None:
     assert validate_session_id(session_id) == session_id
@@ -30,6 +31,7 @@ def test_valid_ids_round_trip(session_id: str) -> None:
     assert frame.session_id == session_id
 
 
+@pytest.mark.spec("I3")
 @pytest.mark.parametrize("session_id", INVALID)
 def test_invalid_ids_are_refused_everywhere(session_id: str) -> None:
     with pytest.raises(SessionIdError):
@@ -40,6 +42,7 @@ def test_invalid_ids_are_refused_everywhere(session_id: str) -> None:
         FRAME.build({"session_id": session_id, "payload": b"x"})
 
 
+@pytest.mark.spec("I3")
 def test_long_ids_are_never_truncated() -> None:
     snowflake_25 = "1234567890123456789012345"
     with pytest.raises(SessionIdError, match="never truncated"):
@@ -67,6 +70,7 @@ def test_field_width_comes_from_the_construct_definition() -> None:
         b"\xc3\xa9".ljust(24),
     ],
 )
+@pytest.mark.spec("I4")
 def test_decoder_and_frame_reject_bad_fields(field: bytes) -> None:
     wire = (24 + 1).to_bytes(4, "big") + field + b"x"
     with pytest.raises(SessionIdFieldError):
@@ -75,6 +79,7 @@ def test_decoder_and_frame_reject_bad_fields(field: bytes) -> None:
         FRAME.parse(wire)
 
 
+@pytest.mark.spec("I4")
 def test_construct_padded_string_would_be_wrong() -> None:
     # PaddedString pads with NUL; our wire format pads with spaces and the
     # decoder rejects NUL padding, so the two can never be confused.

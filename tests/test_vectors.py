@@ -42,12 +42,14 @@ def test_vectors_file_is_shipped_and_complete() -> None:
     }
 
 
+@pytest.mark.spec("B1", "E1", "E5", "I2", "F2")
 @pytest.mark.parametrize("vector", VECTORS["valid"], ids=lambda v: v["name"])
 def test_valid_vector(vector: dict[str, Any]) -> None:
     stream = bytes.fromhex(vector["stream"])
     assert decode_three_ways(stream) == expected(vector["messages"])
 
 
+@pytest.mark.spec("B2", "F4", "I4", "E2", "E3", "E6", "X1", "X2", "X3", "L2")
 @pytest.mark.parametrize("vector", VECTORS["invalid"], ids=lambda v: v["name"])
 @pytest.mark.parametrize("chunk", [0, 1, 3], ids=["whole", "bytewise", "3-byte"])
 def test_invalid_vector(vector: dict[str, Any], chunk: int) -> None:

@@ -1,0 +1,7 @@
+"""The snowmux audio node: PyAV decoding sender with concurrent sessions."""
+
+from __future__ import annotations
+
+from .node import Node, NodeConfig, default_socket_path, run_node
+
+__all__ = ["Node", "NodeConfig", "default_socket_path", "run_node"]

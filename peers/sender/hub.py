@@ -1,0 +1,212 @@
+# Strategy: fan every message out to every connected receiver (SPEC.md [O2],
+# [P5], [P7]). Each message is encoded once; each connection owns a bounded
+# queue drained by its own writer task, so a slow or stalled receiver only
+# ever costs its own queue: when it is full, whole audio frames are dropped
+# oldest first (events and Ogg header pages never are) and counted per
+# session. A new connection receives hello and the re-announcement of active
+# playbacks in the same event-loop step in which it joins the fan-out, so it
+# neither misses nor duplicates a message.
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from protocol import PROTOCOL_VERSION, encode_event
+
+__all__ = ["DEFAULT_QUEUE_BYTES", "Outgoing", "ReceiverConnection", "ReceiverHub"]
+
+log = logging.getLogger("snowmux.sender.receivers")
+
+# 16 MiB per receiver: 4 s of 20 PCM sessions, or minutes of Opus; enough to
+# ride out a receiver's GC pause, small enough that a stalled receiver cannot
+# grow the node's memory without bound.
+DEFAULT_QUEUE_BYTES = 16 * 1024 * 1024
+WRITE_BATCH_BYTES = 256 * 1024  # bytes handed to the transport per wake-up
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    data: bytes
+    session_id: str | None = None  # set for droppable audio frames only
+
+
+class ReceiverConnection:
+    def __init__(
+        self,
+        name: str,
+        writer: asyncio.StreamWriter,
+        queue_bytes: int,
+        on_drop: Callable[[str], None],
+    ) -> None:
+        self.name = name
+        self._writer = writer
+        self._queue: deque[Outgoing] = deque()
+        self._queued_bytes = 0
+        self._limit = queue_bytes
+        self._on_drop = on_drop
+        self._wakeup = asyncio.Event()
+        self.room = asyncio.Event()
+        self.room.set()
+        self.closed = False
+        self.frames_dropped = 0
+
+    @property
+    def queued_bytes(self) -> int:
+        return self._queued_bytes
+
+    def push(self, message: Outgoing) -> None:
+        if self.closed:
+            return
+        size = len(message.data)
+        while message.session_id is not None and self._queued_bytes + size > self._limit:
+            if not self._drop_oldest_frame():
+                break
+        self._queue.append(message)
+        self._queued_bytes += size
+        if self._queued_bytes > 2 * self._limit:
+            # Only undroppable messages are left: the receiver has stalled for
+            # so long that keeping its events would grow without bound.
+            log.warning(
+                "receiver %s stalled with %d bytes queued: disconnecting",
+                self.name,
+                self._queued_bytes,
+            )
+            self.close()
+            return
+        if self._queued_bytes >= self._limit // 2:
+            self.room.clear()
+        self._wakeup.set()
+
+    def _drop_oldest_frame(self) -> bool:
+        for index, queued in enumerate(self._queue):
+            if queued.session_id is not None:
+                del self._queue[index]
+                self._queued_bytes -= len(queued.data)
+                self.frames_dropped += 1
+                self._on_drop(queued.session_id)
+                return True
+        return False
+
+    async def run_writer(self) -> None:
+        """Write queued messages, whole and in order, until closed."""
+        writer = self._writer
+        try:
+            while not self.closed:
+                if not self._queue:
+                    self._wakeup.clear()
+                    await self._wakeup.wait()
+                    continue
+                batch: list[bytes] = []
+                batch_bytes = 0
+                while self._queue and batch_bytes < WRITE_BATCH_BYTES:
+                    item = self._queue.popleft()
+                    batch.append(item.data)
+                    batch_bytes += len(item.data)
+                self._queued_bytes -= batch_bytes
+                if self._queued_bytes < self._limit // 2:
+                    self.room.set()
+                writer.writelines(batch)
+                await writer.drain()
+        except (ConnectionError, OSError) as exc:
+            log.info("receiver %s went away: %s", self.name, exc)
+        finally:
+            self.close()
+
+    async def flush(self, timeout: float) -> None:
+        """Give the writer up to ``timeout`` seconds to send what is queued."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self._queue and not self.closed and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        with contextlib.suppress(ConnectionError, OSError, asyncio.TimeoutError):
+            await asyncio.wait_for(self._writer.drain(), max(0.0, deadline - loop.time()))
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.room.set()
+        self._wakeup.set()
+        self._queue.clear()
+        self._queued_bytes = 0
+        self._writer.close()
+
+
+class ReceiverHub:
+    def __init__(
+        self,
+        max_frame_length: int,
+        announce: Callable[[], Iterable[bytes]],
+        on_drop: Callable[[str], None],
+        queue_bytes: int = DEFAULT_QUEUE_BYTES,
+    ) -> None:
+        self._hello = encode_event(
+            "hello", "", protocol=PROTOCOL_VERSION, max_frame_length=max_frame_length
+        )
+        self._announce = announce
+        self._on_drop = on_drop
+        self._queue_bytes = queue_bytes
+        self.connections: set[ReceiverConnection] = set()
+        self.connected_total = 0
+
+    def attach(self, name: str, writer: asyncio.StreamWriter) -> ReceiverConnection:
+        connection = ReceiverConnection(name, writer, self._queue_bytes, self._on_drop)
+        connection.push(Outgoing(self._hello))
+        for data in self._announce():
+            connection.push(Outgoing(data))
+        self.connections.add(connection)
+        self.connected_total += 1
+        return connection
+
+    def detach(self, connection: ReceiverConnection) -> None:
+        self.connections.discard(connection)
+        connection.close()
+
+    def send_event(self, data: bytes) -> None:
+        message = Outgoing(data)
+        for connection in self.connections:
+            connection.push(message)
+
+    def send_frame(self, data: bytes, session_id: str, droppable: bool = True) -> None:
+        message = Outgoing(data, session_id if droppable else None)
+        for connection in self.connections:
+            connection.push(message)
+
+    async def wait_for_room(self) -> None:
+        """--no-pace back-pressure: wait until every receiver's queue has room."""
+        while True:
+            full = [c.room for c in self.connections if not c.room.is_set()]
+            if not full:
+                return
+            await full[0].wait()
+
+    async def serve_connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        peer = writer.get_extra_info("peername") or writer.get_extra_info("sockname")
+        name = f"{peer or 'unix'}#{self.connected_total + 1}"
+        connection = self.attach(name, writer)
+        log.info("receiver %s connected (%d connected)", name, len(self.connections))
+        writer_task = asyncio.create_task(connection.run_writer())
+        try:
+            # Receivers send nothing; reading only tells us when they leave.
+            while not connection.closed and await reader.read(4096):
+                pass
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            self.detach(connection)
+            writer_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionError, OSError):
+                await writer_task
+            log.info("receiver %s disconnected (%d connected)", name, len(self.connections))
+
+    async def close_all(self, flush_timeout: float = 1.0) -> None:
+        connections = list(self.connections)
+        await asyncio.gather(*(c.flush(flush_timeout) for c in connections))
+        for connection in connections:
+            self.detach(connection)

@@ -1,0 +1,171 @@
+# Strategy: media -> 48 kHz stereo s16le PCM cut into exact 20 ms frames
+# (SPEC.md [P4]). Runs in worker threads (PyAV releases the GIL), never on the
+# event loop. PyAV opens and decodes the first audio stream whatever its
+# codec, rate or layout; swresample converts; our own cutter makes the
+# 960-sample frames so the last one can be padded with silence. Seeking is
+# sample-accurate: FFmpeg seeks to a keyframe before start_at, then the
+# samples before start_at are dropped using the resampler's output pts.
+from __future__ import annotations
+
+from collections.abc import Iterator
+from fractions import Fraction
+from typing import Any
+
+import av
+
+from .audio_format import BYTES_PER_SAMPLE, FRAME_BYTES, SAMPLE_RATE
+from .media import MediaSource
+from .tone import tone_pcm
+
+__all__ = ["DecodedAudio", "MediaError", "VolumeStage", "cut_frames"]
+
+OPEN_TIMEOUT_SECONDS = 10.0  # remote sources: fail a dead server instead of hanging a worker
+_TIME_BASE = Fraction(1, SAMPLE_RATE)
+
+
+class MediaError(Exception):
+    """The media cannot be played: the message goes into the `error` event."""
+
+
+class DecodedAudio:
+    """One playback's source, opened once, decoded lazily from ``start_at``."""
+
+    def __init__(self, source: MediaSource, start_at: float = 0.0) -> None:
+        self.source = source
+        self.start_at = start_at
+        self.duration: float | None = None
+        self._container: Any = None
+        self._stream: Any = None
+
+    def open(self) -> float | None:
+        """Open and probe; return the duration in seconds when known."""
+        if self.source.tone is not None:
+            self.duration = self.source.tone.seconds
+            return self.duration
+        try:
+            self._container = av.open(
+                self.source.target,
+                options={"protocol_whitelist": self.source.protocol_whitelist},
+                timeout=OPEN_TIMEOUT_SECONDS,
+            )
+        except FileNotFoundError:
+            raise MediaError(f"no such file: {self.source.url}") from None
+        except (av.FFmpegError, OSError) as exc:
+            raise MediaError(f"cannot open {self.source.url}: {_reason(exc)}") from None
+        audio = self._container.streams.audio
+        if not audio:
+            self.close()
+            raise MediaError(f"no audio stream in {self.source.url}")
+        self._stream = audio[0]
+        self.duration = _duration(self._container, self._stream)
+        return self.duration
+
+    def pcm(self) -> Iterator[bytes]:
+        """s16le stereo 48 kHz PCM blocks of any size, from start_at to the end."""
+        target = round(self.start_at * SAMPLE_RATE)
+        if self.source.tone is not None:
+            yield from tone_pcm(self.source.tone, target)
+            return
+        if self._container is None:
+            raise RuntimeError("open() first")
+        yield from self._decoded(target)
+
+    def _decoded(self, target: int) -> Iterator[bytes]:
+        container, stream = self._container, self._stream
+        if target > 0:
+            try:
+                container.seek(int(self.start_at * av.time_base), backward=True, any_frame=False)
+            except av.FFmpegError as exc:
+                raise MediaError(f"cannot seek to {self.start_at}s: {_reason(exc)}") from None
+        resampler = av.AudioResampler(format="s16", layout="stereo", rate=SAMPLE_RATE)
+        position: int | None = None  # sample index (48 kHz) of the next output sample
+        try:
+            for frame in _frames(container, stream):
+                for out in resampler.resample(frame):
+                    position = yield from _trimmed(out, position, target)
+            for out in resampler.resample(None):
+                position = yield from _trimmed(out, position, target)
+        except av.FFmpegError as exc:
+            at = "" if position is None else f" at {position / SAMPLE_RATE:.2f}s"
+            raise MediaError(f"decode error{at} in {self.source.url}: {_reason(exc)}") from None
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+
+
+def _frames(container: Any, stream: Any) -> Iterator[Any]:
+    for packet in container.demux(stream):
+        yield from packet.decode()
+
+
+def _trimmed(out: Any, position: int | None, target: int) -> Iterator[bytes]:
+    """Yield the part of a resampled frame at or after ``target``; return the new position."""
+    data = bytes(out.planes[0])[: out.samples * BYTES_PER_SAMPLE]  # planes may be padded
+    if position is None:
+        position = target if out.pts is None else int(out.pts * out.time_base * SAMPLE_RATE)
+    start = position
+    position += out.samples
+    if position <= target:
+        return position
+    if start < target:
+        data = data[(target - start) * BYTES_PER_SAMPLE :]
+    if data:
+        yield data
+    return position
+
+
+def _duration(container: Any, stream: Any) -> float | None:
+    if stream.duration is not None and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return float(container.duration / av.time_base)
+    return None
+
+
+def _reason(exc: BaseException) -> str:
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+
+
+def cut_frames(blocks: Iterator[bytes]) -> Iterator[bytes]:
+    """Exact 3,840-byte (20 ms) frames; the last one padded with silence."""
+    pending = bytearray()
+    for block in blocks:
+        pending += block
+        usable = len(pending) - len(pending) % FRAME_BYTES
+        for start in range(0, usable, FRAME_BYTES):
+            yield bytes(pending[start : start + FRAME_BYTES])
+        del pending[:usable]
+    if pending:
+        yield bytes(pending.ljust(FRAME_BYTES, b"\x00"))
+
+
+class VolumeStage:
+    """FFmpeg's volume filter on 48 kHz stereo s16 PCM blocks (0.0 .. 2.0)."""
+
+    def __init__(self, volume: float) -> None:
+        self.volume = volume
+        self._graph = av.filter.Graph()
+        source = self._graph.add_abuffer(
+            format="s16", sample_rate=SAMPLE_RATE, layout="stereo", time_base=_TIME_BASE
+        )
+        gain = self._graph.add("volume", f"volume={volume}:precision=fixed")
+        sink = self._graph.add("abuffersink")
+        source.link_to(gain)
+        gain.link_to(sink)
+        self._graph.configure()
+        self._pts = 0
+
+    def apply(self, blocks: Iterator[bytes]) -> Iterator[bytes]:
+        for block in blocks:
+            samples = len(block) // BYTES_PER_SAMPLE
+            frame = av.AudioFrame(format="s16", layout="stereo", samples=samples)
+            frame.planes[0].update(block)
+            frame.sample_rate = SAMPLE_RATE
+            frame.time_base = _TIME_BASE
+            frame.pts = self._pts
+            self._pts += samples
+            self._graph.push(frame)
+            out = self._graph.pull()
+            yield bytes(out.planes[0])[: out.samples * BYTES_PER_SAMPLE]

@@ -1,0 +1,402 @@
+# Strategy: sessions and their playbacks (SPEC.md section 9). A session ID
+# maps to its current playback; play on X ends only X's playback (finished
+# "replaced") and starts a new one. Every end (finished, stopped, replaced,
+# error) is decided synchronously on the event loop: the state flips, the
+# closing frames and event are queued, and the playback's task is cancelled,
+# so once the end event is queued no frame of that playback can follow it.
+# Decoding runs in worker threads (PayloadSource); one playback's failure is
+# caught in its own task and never reaches another session.
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any
+
+from protocol import encode_event, encode_frame
+
+from .audio_format import FRAME_SECONDS
+from .encoders import OPUS_SILENCE, Payload, encode_payloads
+from .hub import ReceiverHub
+from .media import MediaSource
+from .pacing import LATE_AFTER_SECONDS, LatenessWindow, Pacer
+from .pipeline import DecodedAudio, MediaError, VolumeStage, cut_frames
+from .source import PayloadSource
+
+__all__ = [
+    "NodeStats",
+    "NotActive",
+    "PlayRequest",
+    "Playback",
+    "SessionManager",
+    "TooManySessions",
+    "UnknownSession",
+]
+
+log = logging.getLogger("snowmux.sender.sessions")
+
+ACTIVE_STATES = ("starting", "playing", "paused")
+SILENCE_FRAMES = 5  # Discord's clients send five silence frames before going quiet
+KEEP_ENDED = 1024  # ended playbacks kept for /status; bounds the registry
+
+
+class UnknownSession(KeyError):
+    """No playback was ever started on this session ID (HTTP 404)."""
+
+
+class NotActive(Exception):
+    """The session's playback has ended (HTTP 409)."""
+
+
+class TooManySessions(Exception):
+    """--max-sessions active sessions already (HTTP 429)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PlayRequest:
+    url: str
+    format: str = "pcm"
+    start_at: float = 0.0
+    duration: float | None = None  # the caller's hint, used when probing finds none
+    bitrate: int | None = None
+    volume: float = 1.0
+
+
+@dataclass
+class NodeStats:
+    started: float = field(default_factory=time.monotonic)
+    playbacks_started: int = 0
+    frames_sent: int = 0
+    bytes_sent: int = 0
+    frames_dropped: int = 0
+    frames_late: int = 0
+    lateness: LatenessWindow = field(default_factory=LatenessWindow)
+
+
+@dataclass
+class NodeContext:
+    hub: ReceiverHub
+    executor: Executor
+    pace: bool
+    prebuffer_frames: int
+    progress_every_frames: int
+    stats: NodeStats
+    background: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+
+class Playback:
+    def __init__(
+        self, session_id: str, request: PlayRequest, source: MediaSource, node: NodeContext
+    ) -> None:
+        self.session_id = session_id
+        self.request = request
+        self.source = source
+        self.node = node
+        self.state = "starting"
+        self.duration: float | None = request.duration
+        self.error: str | None = None
+        self.frames_sent = 0
+        self.bytes_sent = 0
+        self.frames_dropped = 0
+        self.frames_late = 0
+        self.late_max_ms = 0.0
+        self.audio_frames = 0
+        self.header_pages: list[bytes] = []
+        self.created = time.monotonic()
+        self.ready_sent = False
+        self._silent_since_pause = False
+        self._resume = asyncio.Event()
+        self._resume.set()
+        self._pacer = Pacer(node.prebuffer_frames)
+        self._task: asyncio.Task[None] | None = None
+
+    # -- state --------------------------------------------------------------
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+    @property
+    def position_secs(self) -> float:
+        return self.request.start_at + self.audio_frames * FRAME_SECONDS
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "session_id": self.session_id,
+            "state": self.state,
+            "url": self.request.url,
+            "format": self.request.format,
+            "position_secs": round(self.position_secs, 3),
+            "duration": self.duration,
+            "frames_sent": self.frames_sent,
+            "bytes_sent": self.bytes_sent,
+            "frames_dropped": self.frames_dropped,
+            "frames_late": self.frames_late,
+            "late_max_ms": round(self.late_max_ms, 2),
+            "error": self.error,
+        }
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def pause(self) -> None:
+        if self.state == "playing":
+            self.state = "paused"
+            self._resume.clear()
+            self._send_silence()
+            log.info("session %s paused at %.2fs", self.session_id, self.position_secs)
+
+    def resume(self) -> None:
+        if self.state == "paused":
+            self.state = "playing"
+            self._pacer.restart(self.audio_frames)
+            self._silent_since_pause = False
+            self._resume.set()
+            log.info("session %s resumed at %.2fs", self.session_id, self.position_secs)
+
+    def end(self, reason: str) -> None:
+        """finished / stopped / replaced: queue the closing frames and event, stop the task."""
+        if not self.active:
+            return
+        self._close("finished", reason, reason=reason)
+
+    def fail(self, message: str) -> None:
+        if not self.active:
+            return
+        self.error = message
+        self._close("error", "error", message=message)
+
+    def _close(self, event_type: str, state: str, **fields: Any) -> None:
+        started = self.ready_sent
+        self.state = state
+        if started:
+            self._send_silence()
+        self._event(event_type, **fields)
+        self._resume.set()
+        task = self._task
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+        log.info(
+            "session %s %s (%s) after %d frames, %.2fs",
+            self.session_id,
+            event_type,
+            fields.get("reason") or fields.get("message"),
+            self.frames_sent,
+            self.position_secs,
+        )
+
+    # -- output -------------------------------------------------------------
+
+    def _event(self, event_type: str, **fields: Any) -> None:
+        self.node.hub.send_event(encode_event(event_type, self.session_id, **fields))
+
+    def _send(self, data: bytes, droppable: bool = True) -> None:
+        self.node.hub.send_frame(encode_frame(self.session_id, data), self.session_id, droppable)
+        self.frames_sent += 1
+        self.bytes_sent += len(data)
+        stats = self.node.stats
+        stats.frames_sent += 1
+        stats.bytes_sent += len(data)
+
+    def _send_silence(self) -> None:
+        if self.request.format == "opus-packets" and not self._silent_since_pause:
+            for _ in range(SILENCE_FRAMES):
+                self._send(OPUS_SILENCE, droppable=False)
+            self._silent_since_pause = True
+
+    def ready_event(self) -> bytes:
+        fields: dict[str, Any] = {"format": self.request.format}
+        if self.duration is not None:
+            fields["duration"] = round(self.duration, 6)
+        fields["position_secs"] = round(self.position_secs, 6)
+        return encode_event("ready", self.session_id, **fields)
+
+    def announcement(self) -> Iterator[bytes]:
+        """What a receiver joining mid-playback needs to start a valid file ([P5])."""
+        if self.active and self.ready_sent:
+            yield self.ready_event()
+            for page in self.header_pages:
+                yield encode_frame(self.session_id, page)
+
+    # -- the task -----------------------------------------------------------
+
+    def _payloads(self, audio: DecodedAudio) -> Iterator[Payload]:
+        try:
+            frames = cut_frames(audio.pcm())
+            if self.request.volume != 1.0:
+                frames = VolumeStage(self.request.volume).apply(frames)
+            yield from encode_payloads(self.request.format, frames, self.request.bitrate)
+        finally:
+            audio.close()
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        audio = DecodedAudio(self.source, self.request.start_at)
+        try:
+            probed = await loop.run_in_executor(self.node.executor, audio.open)
+        except MediaError as exc:
+            self.fail(str(exc))
+            return
+        except Exception as exc:  # an unexpected PyAV failure is this session's error only
+            log.exception("session %s: cannot open %s", self.session_id, self.source.url)
+            self.fail(f"cannot open {self.source.url}: {exc}")
+            return
+        if not self.active:
+            loop.run_in_executor(self.node.executor, audio.close)
+            return
+        if probed is not None:
+            self.duration = probed
+        source = PayloadSource(self._payloads(audio), self.node.executor)
+        try:
+            await self._play(source)
+        except MediaError as exc:
+            self.fail(str(exc))
+        except asyncio.CancelledError:
+            pass  # ended by stop/replace/shutdown, which already queued the events
+        except Exception as exc:
+            log.exception("session %s: playback failed", self.session_id)
+            self.fail(f"playback failed: {exc}")
+        else:
+            self.end("finished")
+        finally:
+            self.node.spawn(source.aclose())
+
+    async def _play(self, source: PayloadSource) -> None:
+        first = await source.next()  # decode errors surface before ready
+        self.state = "playing" if self.state == "starting" else self.state
+        self.node.hub.send_event(self.ready_event())
+        self.ready_sent = True
+        self.node.stats.playbacks_started += 1
+        log.info(
+            "session %s playing %s as %s from %.2fs",
+            self.session_id,
+            self.request.url,
+            self.request.format,
+            self.request.start_at,
+        )
+        self._pacer.restart(0)
+        payload = first
+        progress_every = self.node.progress_every_frames
+        while payload is not None:
+            if payload.is_header:
+                self.header_pages.append(payload.data)
+                self._send(payload.data, droppable=False)
+            else:
+                lateness = await self._wait_until_due()
+                if not self.active:  # belt and braces: cancellation normally stops us first
+                    return
+                self._send(payload.data)
+                self.audio_frames += 1
+                self._record_lateness(lateness)
+                if progress_every and self.audio_frames % progress_every == 0:
+                    self._event(
+                        "progress",
+                        bytes=self.bytes_sent,
+                        playback_secs=round(self.position_secs, 3),
+                    )
+            payload = await source.next()
+
+    async def _wait_until_due(self) -> float:
+        """Wait while paused and until the next frame is due; return its lateness."""
+        while True:
+            await self._resume.wait()
+            if self.node.pace:
+                lateness = await self._pacer.wait(self.audio_frames)
+            else:
+                await self.node.hub.wait_for_room()
+                lateness = 0.0
+            if self._resume.is_set():
+                return lateness
+
+    def _record_lateness(self, lateness: float) -> None:
+        if not self.node.pace or self._pacer.in_burst(self.audio_frames - 1):
+            return  # burst frames have no real-time deadline of their own
+        self.node.stats.lateness.add(lateness)
+        ms = lateness * 1000
+        if ms > self.late_max_ms:
+            self.late_max_ms = ms
+        if lateness > LATE_AFTER_SECONDS:
+            self.frames_late += 1
+            self.node.stats.frames_late += 1
+
+
+class SessionManager:
+    def __init__(self, node: NodeContext, max_sessions: int) -> None:
+        self.node = node
+        self.max_sessions = max_sessions
+        self.playbacks: dict[str, Playback] = {}
+
+    def active(self) -> list[Playback]:
+        return [p for p in self.playbacks.values() if p.active]
+
+    def play(self, session_id: str, request: PlayRequest, source: MediaSource) -> Playback:
+        current = self.playbacks.get(session_id)
+        replacing = current is not None and current.active
+        if not replacing and len(self.active()) >= self.max_sessions:
+            raise TooManySessions(
+                f"{self.max_sessions} sessions are active (--max-sessions); stop one first"
+            )
+        if current is not None:
+            current.end("replaced")
+            del self.playbacks[session_id]  # re-insert: dict order = recency, for pruning
+        playback = Playback(session_id, request, source, self.node)
+        self.playbacks[session_id] = playback
+        playback.start()
+        self._prune()
+        return playback
+
+    def get(self, session_id: str) -> Playback:
+        try:
+            return self.playbacks[session_id]
+        except KeyError:
+            raise UnknownSession(session_id) from None
+
+    def stop(self, session_id: str) -> Playback | None:
+        playback = self.playbacks.get(session_id)
+        if playback is not None:
+            playback.end("stopped")
+        return playback
+
+    def pause(self, session_id: str) -> Playback:
+        playback = self._active(session_id)
+        playback.pause()
+        return playback
+
+    def resume(self, session_id: str) -> Playback:
+        playback = self._active(session_id)
+        playback.resume()
+        return playback
+
+    def _active(self, session_id: str) -> Playback:
+        playback = self.get(session_id)
+        if not playback.active:
+            raise NotActive(f"session {session_id} is not playing (state: {playback.state})")
+        return playback
+
+    def announce(self) -> Iterator[bytes]:
+        for playback in self.playbacks.values():
+            yield from playback.announcement()
+
+    def count_drop(self, session_id: str) -> None:
+        self.node.stats.frames_dropped += 1
+        playback = self.playbacks.get(session_id)
+        if playback is not None:
+            playback.frames_dropped += 1
+
+    def _prune(self) -> None:
+        ended = [sid for sid, p in self.playbacks.items() if not p.active]
+        for session_id in ended[: max(0, len(ended) - KEEP_ENDED)]:
+            del self.playbacks[session_id]
+
+    async def stop_all(self) -> None:
+        for playback in self.active():
+            playback.end("stopped")
+        await asyncio.sleep(0)

@@ -1,0 +1,114 @@
+"""Independent checks on audio: decode with PyAV/ffprobe, find the dominant frequency."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import av
+import numpy as np
+
+SAMPLE_RATE = 48_000
+
+
+def dominant_frequency(pcm: bytes | np.ndarray, rate: int = SAMPLE_RATE) -> float:
+    """The strongest frequency (Hz) of s16le stereo PCM (or a float mono array)."""
+    if isinstance(pcm, bytes | bytearray | memoryview):
+        samples = np.frombuffer(bytes(pcm), dtype="<i2").reshape(-1, 2).mean(axis=1)
+    else:
+        samples = np.asarray(pcm, dtype=float)
+    samples = samples - samples.mean()
+    window = np.hanning(len(samples))
+    spectrum = np.abs(np.fft.rfft(samples * window))
+    return float(np.fft.rfftfreq(len(samples), 1 / rate)[int(np.argmax(spectrum))])
+
+
+def decode_ogg_opus(data: bytes) -> np.ndarray:
+    """Decode an Ogg Opus file (bytes) to a mono float array at 48 kHz."""
+    with av.open(io.BytesIO(data), format="ogg") as container:
+        return _decode_all(container)
+
+
+def frame_to_mono(frame: av.AudioFrame) -> np.ndarray:
+    array = frame.to_ndarray().astype(float)
+    channels = frame.layout.nb_channels
+    if frame.format.is_planar:
+        return array.mean(axis=0)
+    return array.reshape(-1, channels).mean(axis=1)
+
+
+def _decode_all(container: av.container.InputContainer) -> np.ndarray:
+    chunks = [frame_to_mono(frame) for frame in container.decode(audio=0)]
+    return np.concatenate(chunks) if chunks else np.zeros(0)
+
+
+def decode_opus_packets(packets: list[bytes]) -> tuple[np.ndarray, list[int]]:
+    """Decode raw Opus packets; return mono samples and each packet's sample count."""
+    codec = av.CodecContext.create("opus", "r")
+    codec.sample_rate = SAMPLE_RATE
+    codec.layout = "stereo"
+    samples: list[np.ndarray] = []
+    counts: list[int] = []
+    for data in packets:
+        frames = codec.decode(av.Packet(data))
+        counts.append(sum(f.samples for f in frames))
+        samples.extend(frame_to_mono(frame) for frame in frames)
+    return (np.concatenate(samples) if samples else np.zeros(0)), counts
+
+
+def ffprobe(path: Path, *extra: str) -> dict:
+    """ffprobe's JSON view of a file (streams and format)."""
+    assert shutil.which("ffprobe"), "ffprobe (Debian ffmpeg) is installed by .ci/run"
+    result = subprocess.run(
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-print_format",
+            "json",
+            "-show_streams",
+            "-show_format",
+            "-count_packets",
+            *extra,
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return json.loads(result.stdout)
+
+
+def write_tone_file(
+    path: Path,
+    frequency: float,
+    seconds: float,
+    rate: int,
+    channels: int,
+    codec: str,
+    container_format: str | None = None,
+) -> Path:
+    """Encode a sine tone to a media file with PyAV (any codec, rate, layout)."""
+    layout = "mono" if channels == 1 else "stereo"
+    t = np.arange(int(seconds * rate)) / rate
+    wave = (0.4 * 32767 * np.sin(2 * np.pi * frequency * t)).astype("<i2")
+    interleaved = np.repeat(wave[:, None], channels, axis=1).reshape(1, -1)
+    with av.open(str(path), "w", format=container_format) as out:
+        stream = out.add_stream(codec, rate=rate, layout=layout)
+        frame_size = stream.codec_context.frame_size or 1024
+        for start in range(0, len(t), frame_size):
+            chunk = interleaved[:, start * channels : (start + frame_size) * channels]
+            frame = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(chunk), format="s16", layout=layout
+            )
+            frame.sample_rate = rate
+            frame.pts = start
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path

@@ -1,0 +1,214 @@
+"""Real `snowmux serve` processes and a recording receiver for the sender tests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from protocol import AudioFrame, Decoder, Event, Message
+
+ROOT = Path(__file__).resolve().parent.parent
+READY = re.compile(r"snowmux node ready: (http://\S+) socket=(\S+)")
+
+
+class NodeProcess:
+    """`python -m peers.cli serve` on an ephemeral HTTP port and a temp socket."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        *args: str,
+        env: dict[str, str] | None = None,
+        media_root: Path | None = None,
+    ) -> None:
+        self.workdir = workdir
+        self.socket_path = workdir / "node.sock"
+        self.media_root = media_root or workdir
+        self.args = args
+        self.env = {**os.environ, **(env or {})}
+        self.log_path = workdir / "node.log"
+        self.process: subprocess.Popen[str] | None = None
+        self.url = ""
+
+    def start(self, timeout: float = 20.0) -> NodeProcess:
+        command = [
+            sys.executable,
+            "-m",
+            "peers.cli",
+            "serve",
+            "--http",
+            "127.0.0.1:0",
+            "--socket",
+            str(self.socket_path),
+            "--media-root",
+            str(self.media_root),
+            "--log-level",
+            "debug",
+            *self.args,
+        ]
+        self._log = open(self.log_path, "a")
+        self.process = subprocess.Popen(
+            command, cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=self._log, text=True
+        )
+        deadline = time.monotonic() + timeout
+        assert self.process.stdout is not None
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if not line:
+                break
+            match = READY.search(line)
+            if match:
+                self.url = match.group(1)
+                return self
+        self.stop()
+        raise RuntimeError(f"node did not start: {self.log_path.read_text()[-3000:]}")
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def rss_kib(self) -> int:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise RuntimeError("no VmRSS")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
+        if self.process is None:
+            return 0
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+        return self.process.returncode
+
+    def __enter__(self) -> NodeProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+async def call(
+    node_url: str,
+    method: str,
+    path: str,
+    json: Any = None,
+    token: str | None = None,
+    data: bytes | None = None,
+) -> tuple[int, Any]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with (
+        aiohttp.ClientSession() as client,
+        client.request(method, node_url + path, json=json, data=data, headers=headers) as response,
+    ):
+        return response.status, await response.json(content_type=None)
+
+
+async def play(node_url: str, session_id: str, url: str, **fields: Any) -> None:
+    status, body = await call(
+        node_url, "POST", f"/session/{session_id}/play", {"url": url, **fields}
+    )
+    assert status == 200, body
+
+
+@dataclass
+class Received:
+    at: float
+    message: Message
+
+
+@dataclass
+class Recorder:
+    """A receiver that records every decoded message with its arrival time."""
+
+    socket_path: Path
+    messages: list[Received] = field(default_factory=list)
+    error: BaseException | None = None
+    raw_bytes: int = 0
+
+    async def __aenter__(self) -> Recorder:
+        self._reader, self._writer = await asyncio.open_unix_connection(str(self.socket_path))
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._task.cancel()
+        try:
+            await self._task
+        except asyncio.CancelledError:
+            pass
+        self._writer.close()
+
+    async def _run(self) -> None:
+        decoder = Decoder()
+        try:
+            while data := await self._reader.read(65536):
+                self.raw_bytes += len(data)
+                now = time.monotonic()
+                self.messages.extend(Received(now, m) for m in decoder.feed(data))
+            decoder.feed_eof()
+        except Exception as exc:
+            self.error = exc
+
+    def frames(self, session_id: str) -> list[AudioFrame]:
+        return [
+            r.message
+            for r in self.messages
+            if isinstance(r.message, AudioFrame) and r.message.session_id == session_id
+        ]
+
+    def frame_times(self, session_id: str) -> list[float]:
+        return [
+            r.at
+            for r in self.messages
+            if isinstance(r.message, AudioFrame) and r.message.session_id == session_id
+        ]
+
+    def events(self, session_id: str | None = None, type: str | None = None) -> list[Event]:
+        return [
+            r.message
+            for r in self.messages
+            if isinstance(r.message, Event)
+            and (session_id is None or r.message.session_id == session_id)
+            and (type is None or r.message.type == type)
+        ]
+
+    def payload(self, session_id: str) -> bytes:
+        return b"".join(bytes(f.payload) for f in self.frames(session_id))
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if self.error is not None:
+                raise self.error
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"timed out; last events: {[e.data for e in self.events()][-8:]}"
+                )
+            await asyncio.sleep(0.01)
+
+    async def wait_event(
+        self, session_id: str, type: str, count: int = 1, timeout: float = 15.0
+    ) -> Event:
+        await self.wait_for(lambda: len(self.events(session_id, type)) >= count, timeout)
+        return self.events(session_id, type)[count - 1]
+
+    def playback_messages(self, session_id: str) -> list[Message]:
+        return [r.message for r in self.messages if r.message.session_id == session_id]
