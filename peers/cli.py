@@ -162,5 +162,166 @@ def serve(
     asyncio.run(run_node(config))
 
 
+NODE = click.option(
+    "--node",
+    default="http://127.0.0.1:8180",
+    show_default=True,
+    envvar="SNOWMUX_NODE",
+    help="The node's control API.",
+)
+TOKEN = click.option(
+    "--token",
+    envvar="SNOWMUX_TOKEN",
+    default=None,
+    help="Bearer token of the node [env: SNOWMUX_TOKEN].",
+)
+
+
+def _control(node: str, token: str | None, action: str, *args: object, **kwargs: object) -> dict:
+    """Run one control-API call; print the node's error message and exit 1 on failure."""
+    from .receiver.control import ControlClient, NodeError
+
+    async def call() -> dict:
+        async with ControlClient(node, token) as client:
+            result: dict = await getattr(client, action)(*args, **kwargs)
+            return result
+
+    try:
+        return asyncio.run(call())
+    except NodeError as exc:
+        where = f" (HTTP {exc.status})" if exc.status else ""
+        click.echo(f"error{where}: {exc.message}", err=True)
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("session_id")
+@click.argument("url")
+@click.option(
+    "--format",
+    "audio_format",
+    type=click.Choice(["pcm", "opus", "web", "opus-packets"]),
+    default=None,
+    help="Payload format [node default: pcm].",
+)
+@click.option("--start-at", type=click.FloatRange(0), default=None, help="Start position, seconds.")
+@click.option("--volume", type=click.FloatRange(0, 2), default=None)
+@click.option("--bitrate", type=click.IntRange(6000, 510000), default=None)
+@NODE
+@TOKEN
+def play(
+    session_id: str,
+    url: str,
+    audio_format: str | None,
+    start_at: float | None,
+    volume: float | None,
+    bitrate: int | None,
+    node: str,
+    token: str | None,
+) -> None:
+    """Play URL on session SESSION_ID (replacing only that session's playback)."""
+    extra = {k: v for k, v in (("volume", volume), ("bitrate", bitrate)) if v is not None}
+    reply = _control(node, token, "play", session_id, url, audio_format, start_at, **extra)
+    click.echo(f"{reply.get('status')} {reply.get('session_id')}")
+
+
+def _simple(action: str, doc: str) -> None:
+    @main.command(name=action, help=doc)
+    @click.argument("session_id")
+    @NODE
+    @TOKEN
+    def command(session_id: str, node: str, token: str | None) -> None:
+        reply = _control(node, token, action, session_id)
+        click.echo(f"{reply.get('status')} {reply.get('session_id')}")
+
+
+_simple("stop", "Stop SESSION_ID's playback (idempotent).")
+_simple("pause", "Pause SESSION_ID at a frame boundary.")
+_simple("resume", "Resume SESSION_ID with the very next frame.")
+
+
+@main.command()
+@click.argument("session_id", required=False)
+@NODE
+@TOKEN
+def status(session_id: str | None, node: str, token: str | None) -> None:
+    """Show one session's status, or every session's."""
+    import json
+
+    click.echo(json.dumps(_control(node, token, "status", session_id), indent=2))
+
+
+@main.command()
+@click.option(
+    "--socket",
+    "socket_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The node's Unix socket [default: the node's default path].",
+)
+@click.option("--tcp", type=host_port("127.0.0.1"), default=None, help="Connect over TCP instead.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write each playback to DIR/<session_id>/NNN-<format>.<ext>.",
+)
+@click.option(
+    "--ws",
+    type=host_port("127.0.0.1"),
+    default=None,
+    help="Serve WebSocket subscribers on HOST:PORT (ws://HOST:PORT/ws?session_id=ID).",
+)
+@click.option(
+    "--ws-token",
+    envvar="SNOWMUX_WS_TOKEN",
+    default=None,
+    help="Require this token from WebSocket clients.",
+)
+@LOG_LEVEL
+def route(
+    socket_path: Path | None,
+    tcp: tuple[str, int] | None,
+    out_dir: Path | None,
+    ws: tuple[str, int] | None,
+    ws_token: str | None,
+    log_level: str,
+) -> None:
+    """Receive a node's stream and route every frame to its session's sinks."""
+    from .receiver.connection import Endpoint
+    from .receiver.route import RouteOptions, run_route
+    from .sender.node import default_socket_path
+
+    if socket_path is not None and tcp is not None:
+        raise click.UsageError("give --socket or --tcp, not both")
+    live = sys.stdout.isatty()
+    setup_logging(log_level if not live else "warning")
+    endpoint = (
+        Endpoint(tcp=tcp) if tcp else Endpoint(unix_path=socket_path or default_socket_path())
+    )
+    options = RouteOptions(
+        endpoint=endpoint, out_dir=out_dir, ws=ws, ws_token=ws_token, live_table=live
+    )
+    sys.exit(asyncio.run(run_route(options)))
+
+
+@main.command()
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("snowmux-demo"),
+    show_default=True,
+)
+@LOG_LEVEL
+def demo(out_dir: Path, log_level: str) -> None:
+    """Play tones in three sessions at once and show that routing keeps them apart."""
+    from .demo import run_demo
+
+    setup_logging(log_level if log_level != "info" else "warning")
+    sys.exit(run_demo(out_dir))
+
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,100 @@
+# Strategy: a small typed client for the node's control API (issue: "Control
+# client"), used by the CLI, the demo, the web playground's proxy and tests.
+# A non-2xx answer raises NodeError carrying the node's own message.
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+__all__ = ["DEFAULT_NODE_URL", "ControlClient", "NodeError"]
+
+DEFAULT_NODE_URL = "http://127.0.0.1:8180"
+TIMEOUT_SECONDS = 10.0
+
+
+class NodeError(Exception):
+    """The node refused a request (or could not be reached)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class ControlClient:
+    def __init__(self, node_url: str = DEFAULT_NODE_URL, token: str | None = None) -> None:
+        self.node_url = node_url.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> ControlClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def request(self, method: str, path: str, body: Any = None) -> Any:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=TIMEOUT_SECONDS), headers=self._headers
+            )
+        try:
+            async with self._session.request(method, self.node_url + path, json=body) as response:
+                try:
+                    reply = await response.json(content_type=None)
+                except ValueError:
+                    reply = {"message": (await response.text())[:200]}
+                if response.status >= 400:
+                    message = reply.get("message") if isinstance(reply, dict) else None
+                    raise NodeError(response.status, message or response.reason or "error")
+                return reply
+        except aiohttp.ClientError as exc:
+            raise NodeError(0, f"cannot reach the node at {self.node_url}: {exc}") from None
+
+    @staticmethod
+    def _path(session_id: str, action: str) -> str:
+        return f"/session/{quote(session_id, safe='')}/{action}"
+
+    async def play(
+        self,
+        session_id: str,
+        url: str,
+        format: str | None = None,
+        start_at: float | None = None,
+        **extra: Any,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"url": url, **extra}
+        if format is not None:
+            body["format"] = format
+        if start_at is not None:
+            body["start_at"] = start_at
+        reply: dict[str, Any] = await self.request("POST", self._path(session_id, "play"), body)
+        return reply
+
+    async def stop(self, session_id: str) -> dict[str, Any]:
+        reply: dict[str, Any] = await self.request("POST", self._path(session_id, "stop"))
+        return reply
+
+    async def pause(self, session_id: str) -> dict[str, Any]:
+        reply: dict[str, Any] = await self.request("POST", self._path(session_id, "pause"))
+        return reply
+
+    async def resume(self, session_id: str) -> dict[str, Any]:
+        reply: dict[str, Any] = await self.request("POST", self._path(session_id, "resume"))
+        return reply
+
+    async def status(self, session_id: str | None = None) -> dict[str, Any]:
+        path = self._path(session_id, "status") if session_id else "/sessions"
+        reply: dict[str, Any] = await self.request("GET", path)
+        return reply
+
+    async def health(self) -> dict[str, Any]:
+        reply: dict[str, Any] = await self.request("GET", "/health")
+        return reply

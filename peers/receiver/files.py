@@ -1,0 +1,145 @@
+# Strategy: the file sink (issue: "Sinks"): each playback of a session goes
+# to its own file under DIR/<session_id>/, opened by `ready` and closed by
+# `finished`, `error` or an interruption. The format is the one `ready`
+# names; a legacy `ready` without one is resolved from the first payload
+# (`OggS` = Ogg pages, anything else = PCM). pcm becomes a WAV (stdlib
+# `wave` fixes the header sizes on close), opus/web pages are written as-is,
+# opus-packets are remuxed into Ogg Opus by PyAV (no re-encoding).
+from __future__ import annotations
+
+import logging
+import wave
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol
+
+import av
+
+from protocol import AudioFrame, Event
+
+__all__ = ["FileSink", "safe_dirname"]
+
+log = logging.getLogger("snowmux.receiver.files")
+
+SAMPLE_RATE = 48_000
+OPUS_FRAME_SAMPLES = 960  # every snowmux Opus packet is 20 ms
+_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+
+
+def safe_dirname(session_id: str) -> str:
+    """A directory name for an ID: IDs may hold '/', '.' or '..' (all printable ASCII)."""
+    return "".join(c if c in _SAFE else f"%{ord(c):02X}" for c in session_id)
+
+
+class _Writer(Protocol):
+    path: Path
+
+    def write(self, payload: bytes | memoryview) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class _WavWriter:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._wave = wave.open(str(path), "wb")
+        self._wave.setnchannels(2)
+        self._wave.setsampwidth(2)
+        self._wave.setframerate(SAMPLE_RATE)
+
+    def write(self, payload: bytes | memoryview) -> None:
+        self._wave.writeframesraw(payload)
+
+    def close(self) -> None:
+        self._wave.close()  # patches the RIFF and data sizes
+
+
+class _RawWriter:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file: BinaryIO = open(path, "wb")
+
+    def write(self, payload: bytes | memoryview) -> None:
+        self._file.write(payload)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class _OpusRemuxer:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._container: Any = av.open(str(path), "w", format="ogg")
+        self._stream: Any = self._container.add_stream("libopus", rate=SAMPLE_RATE, layout="stereo")
+        self._time_base = Fraction(1, SAMPLE_RATE)
+        self._packets = 0
+
+    def write(self, payload: bytes | memoryview) -> None:
+        packet = av.Packet(bytes(payload))
+        packet.pts = packet.dts = self._packets * OPUS_FRAME_SAMPLES
+        packet.duration = OPUS_FRAME_SAMPLES
+        packet.time_base = self._time_base
+        packet.stream = self._stream
+        self._container.mux(packet)
+        self._packets += 1
+
+    def close(self) -> None:
+        self._container.close()
+
+
+_EXTENSIONS = {"pcm": "wav", "opus": "opus", "web": "opus", "opus-packets": "opus"}
+
+
+class FileSink:
+    """Writes each playback of one session to DIR/<session_id>/NNN-<format>.<ext>."""
+
+    def __init__(self, root: Path, session_id: str) -> None:
+        self.session_id = session_id
+        self.directory = root / safe_dirname(session_id)
+        self.files: list[Path] = []
+        self._writer: _Writer | None = None
+        self._format: str | None = None
+
+    def _open(self, audio_format: str) -> _Writer:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        number = len(self.files) + 1
+        path = self.directory / f"{number:03d}-{audio_format}.{_EXTENSIONS[audio_format]}"
+        writer: _Writer
+        if audio_format == "pcm":
+            writer = _WavWriter(path)
+        elif audio_format == "opus-packets":
+            writer = _OpusRemuxer(path)
+        else:
+            writer = _RawWriter(path)
+        self.files.append(path)
+        log.info("session %s: writing %s", self.session_id, path)
+        return writer
+
+    def on_frame(self, frame: AudioFrame) -> None:
+        if self._writer is None:
+            audio_format = self._format
+            if audio_format is None:  # legacy node: no format in ready (or no ready at all)
+                audio_format = "opus" if bytes(frame.payload[:4]) == b"OggS" else "pcm"
+            self._writer = self._open(audio_format)
+        self._writer.write(frame.payload)
+
+    def on_event(self, event: Event) -> None:
+        if event.type == "ready":
+            self._finish()
+            fmt = event.data.get("format")
+            self._format = fmt if isinstance(fmt, str) and fmt in _EXTENSIONS else None
+            self._writer = self._open(self._format) if self._format else None
+        elif event.type in ("finished", "error"):
+            self._finish()
+
+    def on_interrupted(self, reason: str) -> None:
+        self._finish()
+
+    def close(self) -> None:
+        self._finish()
+
+    def _finish(self) -> None:
+        writer, self._writer = self._writer, None
+        self._format = None
+        if writer is not None:
+            writer.close()
