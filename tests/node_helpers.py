@@ -212,3 +212,66 @@ class Recorder:
 
     def playback_messages(self, session_id: str) -> list[Message]:
         return [r.message for r in self.messages if r.message.session_id == session_id]
+
+
+class RouteProcess:
+    """`python -m peers.cli route` writing files to ``out_dir`` (log lines, not a tty)."""
+
+    def __init__(self, workdir: Path, socket_path: Path, *args: str) -> None:
+        self.out_dir = workdir / "out"
+        self.log_path = workdir / "route.log"
+        self.command = [
+            sys.executable,
+            "-m",
+            "peers.cli",
+            "route",
+            "--socket",
+            str(socket_path),
+            "--out",
+            str(self.out_dir),
+            "--log-level",
+            "info",
+            *args,
+        ]
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> RouteProcess:
+        self._log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(self.command, cwd=ROOT, stdout=self._log, stderr=self._log)
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    async def wait_log(self, text: str, count: int = 1, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.log().count(text) < count:
+            assert self.process is not None and self.process.poll() is None, self.log()[-3000:]
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} x{count} not in route log:\n{self.log()[-3000:]}")
+            await asyncio.sleep(0.05)
+
+    def files(self, session_id: str) -> list[Path]:
+        from peers.receiver.files import safe_dirname
+
+        folder = self.out_dir / safe_dirname(session_id)
+        return sorted(folder.iterdir()) if folder.exists() else []
+
+    def stop(self) -> int:
+        if self.process is None:
+            return 0
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+        return self.process.returncode
+
+    def __enter__(self) -> RouteProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -76,14 +76,17 @@ class FrameQueue:
     """
 
     def __init__(self, maxsize: int) -> None:
-        self._queue: asyncio.Queue[AudioFrame | None] = asyncio.Queue(maxsize)
+        # Unbounded underneath: the bound is enforced on frames only, so the
+        # end-of-stream marker always fits and closing loses nothing.
+        self._queue: asyncio.Queue[AudioFrame | None] = asyncio.Queue()
+        self.maxsize = maxsize
         self.dropped = 0
         self.closed = False
 
     def on_frame(self, frame: AudioFrame) -> None:
         if self.closed:
             return
-        if self._queue.full():
+        if self._queue.qsize() >= self.maxsize:
             self._queue.get_nowait()
             self.dropped += 1
         self._queue.put_nowait(frame)
@@ -98,9 +101,6 @@ class FrameQueue:
         if self.closed:
             return
         self.closed = True
-        if self._queue.full():
-            self._queue.get_nowait()
-            self.dropped += 1
         self._queue.put_nowait(None)
 
     def __aiter__(self) -> AsyncIterator[AudioFrame]:
