@@ -22,14 +22,14 @@ __all__ = ["Route", "Router"]
 log = logging.getLogger("snowmux.receiver.router")
 
 
-class Route:
-    """One session: its sink (if any) and its stats."""
+class Route(SessionStats):
+    """One session: its stats, and its sink (None: frames are dropped and counted)."""
 
-    __slots__ = ("sink", "stats")
+    __slots__ = ("sink",)
 
     def __init__(self, session_id: str, sink: Sink | None) -> None:
+        super().__init__(session_id)
         self.sink = sink
-        self.stats = SessionStats(session_id)
 
 
 class Router:
@@ -65,11 +65,11 @@ class Router:
         return None if route is None else route.sink
 
     def stats(self) -> list[SessionStats]:
-        return [route.stats for route in self._routes.values()]
+        return list(self._routes.values())
 
     def session_stats(self, session_id: str) -> SessionStats | None:
         route = self._routes.get(session_id)
-        return None if route is None else route.stats
+        return route
 
     # -- routing ----------------------------------------------------------------
 
@@ -88,20 +88,20 @@ class Router:
         """Dispatch a batch of messages that arrived together."""
         if now is None:
             now = time.monotonic()
-        routes = self._routes
+        find = self._routes.get
+        frame_class = AudioFrame
+        gap = STUTTER_GAP_SECONDS
         for message in messages:
-            if message.__class__ is not AudioFrame:
+            if message.__class__ is not frame_class:
                 self._route_event(message, now)  # type: ignore[arg-type]
                 continue
-            route = routes.get(message.session_id) or self._new_route(message.session_id)
-            stats = route.stats
-            last = stats.last_frame_at
-            if last is not None and now - last > STUTTER_GAP_SECONDS:
-                stats.stutters += 1
-                stats.max_gap_ms = max(stats.max_gap_ms, (now - last) * 1000)
-            stats.last_frame_at = now
-            stats.frames += 1
-            stats.bytes += len(message.payload)
+            route = find(message.session_id) or self._new_route(message.session_id)
+            if now - route.last_frame_at > gap:
+                route.stutters += 1
+                route.max_gap_ms = max(route.max_gap_ms, (now - route.last_frame_at) * 1000)
+            route.last_frame_at = now
+            route.frames += 1
+            route.bytes += len(message.payload)
             sink = route.sink
             if sink is None:
                 self.dropped_frames += 1
@@ -118,7 +118,7 @@ class Router:
                 self.on_connection_event(event)
             return
         route = self._routes.get(session_id) or self._new_route(session_id)
-        route.stats.on_event(event.type, dict(event.data))
+        route.on_event(event.type, dict(event.data))
         if route.sink is None:
             self.dropped_events += 1
             return
@@ -130,8 +130,8 @@ class Router:
     def interrupt_all(self, reason: str) -> None:
         """The connection was lost: every session's playback is interrupted."""
         for route in self._routes.values():
-            if route.stats.state == "playing":
-                route.stats.on_interrupted()
+            if route.state == "playing":
+                route.on_interrupted()
                 if route.sink is not None:
                     try:
                         route.sink.on_interrupted(reason)
@@ -148,6 +148,4 @@ class Router:
 
     def _sink_failed(self, route: Route, method: str) -> None:
         self.sink_errors += 1
-        log.exception(
-            "sink of session %s failed in %s; routing goes on", route.stats.session_id, method
-        )
+        log.exception("sink of session %s failed in %s; routing goes on", route.session_id, method)

@@ -6,6 +6,7 @@
 # so it costs nothing per frame.
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -17,7 +18,7 @@ STUTTER_GAP_SECONDS = 0.100
 RATE_WINDOW_SECONDS = 1.0  # kb/s is re-measured at most once a second
 
 
-@dataclass
+@dataclass(slots=True)
 class SessionStats:
     session_id: str
     state: str = "unknown"
@@ -29,7 +30,7 @@ class SessionStats:
     interruptions: int = 0
     playbacks: int = 0
     last_event: str = ""
-    last_frame_at: float | None = None
+    last_frame_at: float = math.inf  # inf: no frame yet in this playback
     _rate_mark: tuple[float, int] = field(default_factory=lambda: (time.monotonic(), 0), repr=False)
     _rate: float = field(default=0.0, repr=False)
 
@@ -40,20 +41,20 @@ class SessionStats:
             self.state = "playing"
             fmt = data.get("format")
             self.format = fmt if isinstance(fmt, str) else self.format
-            self.last_frame_at = None  # a new playback: no gap across playbacks
+            self.last_frame_at = math.inf  # a new playback: no gap across playbacks
         elif event_type == "finished":
             reason = data.get("reason")
             self.state = reason if isinstance(reason, str) else "finished"
-            self.last_frame_at = None
+            self.last_frame_at = math.inf
         elif event_type == "error":
             self.state = "error"
-            self.last_frame_at = None
+            self.last_frame_at = math.inf
 
     def on_interrupted(self) -> None:
         if self.state == "playing":
             self.interruptions += 1
             self.state = "interrupted"
-        self.last_frame_at = None
+        self.last_frame_at = math.inf
 
     def kbps(self, now: float | None = None) -> float:
         """Payload kb/s, re-measured at most once per RATE_WINDOW_SECONDS."""
