@@ -120,6 +120,12 @@ LOG_LEVEL = click.option(
     help="Seconds of playback between progress events (0: none).",
 )
 @click.option(
+    "--codec-threads",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Threads that decode and encode [default: one per core].",
+)
+@click.option(
     "--receiver-queue-kib",
     type=click.IntRange(64),
     default=16 * 1024,
@@ -138,6 +144,7 @@ def serve(
     prebuffer_ms: int,
     no_pace: bool,
     progress_interval: float,
+    codec_threads: int | None,
     receiver_queue_kib: int,
     log_level: str,
 ) -> None:
@@ -159,6 +166,8 @@ def serve(
         progress_interval=progress_interval,
         queue_bytes=receiver_queue_kib * 1024,
     )
+    if codec_threads is not None:
+        config.workers = codec_threads
     asyncio.run(run_node(config))
 
 

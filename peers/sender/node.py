@@ -52,7 +52,10 @@ class NodeConfig:
     pace: bool = True
     progress_interval: float = 5.0  # seconds of playback between progress events, as Lavalink
     queue_bytes: int = DEFAULT_QUEUE_BYTES
-    workers: int = max(4, 2 * (os.cpu_count() or 1))
+    # One codec thread per core: PyAV releases the GIL while coding, but each
+    # extra thread adds GIL hand-offs that delay the event loop (measured with
+    # bench.sender: 4 threads on 2 cores sustained fewer paced sessions than 2).
+    workers: int = os.cpu_count() or 1
 
 
 class Node:

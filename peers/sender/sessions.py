@@ -22,7 +22,7 @@ from .audio_format import FRAME_SECONDS
 from .encoders import OPUS_SILENCE, Payload, encode_payloads
 from .hub import ReceiverHub
 from .media import MediaSource
-from .pacing import LATE_AFTER_SECONDS, LatenessWindow, Pacer
+from .pacing import LATE_AFTER_SECONDS, LatenessWindow, Pacer, Ticker
 from .pipeline import DecodedAudio, MediaError, VolumeStage, cut_frames
 from .source import PayloadSource
 
@@ -84,6 +84,7 @@ class NodeContext:
     prebuffer_frames: int
     progress_every_frames: int
     stats: NodeStats
+    ticker: Ticker = field(default_factory=Ticker)
     background: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
@@ -115,7 +116,7 @@ class Playback:
         self._silent_since_pause = False
         self._resume = asyncio.Event()
         self._resume.set()
-        self._pacer = Pacer(node.prebuffer_frames)
+        self._pacer = Pacer(node.prebuffer_frames, ticker=node.ticker)
         self._task: asyncio.Task[None] | None = None
 
     # -- state --------------------------------------------------------------
