@@ -10,6 +10,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+import pytest
 
 SAMPLE_RATE = 48_000
 
@@ -61,7 +62,8 @@ def decode_opus_packets(packets: list[bytes]) -> tuple[np.ndarray, list[int]]:
 
 def ffprobe(path: Path, *extra: str) -> dict:
     """ffprobe's JSON view of a file (streams and format)."""
-    assert shutil.which("ffprobe"), "ffprobe (Debian ffmpeg) is installed by .ci/run"
+    if not shutil.which("ffprobe"):
+        pytest.skip("ffprobe is missing: install Debian's ffmpeg (.ci/run does)")
     result = subprocess.run(
         [
             "ffprobe",
