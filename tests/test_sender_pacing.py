@@ -55,6 +55,8 @@ def test_lateness_window_percentiles() -> None:
     for ms in range(100):
         window.add(ms / 1000)
     count, (p50, p99) = window.percentiles(0.5, 0.99)
-    assert count == 100 and p50 == pytest.approx(49.5, abs=0.5) and p99 == pytest.approx(98.5, abs=0.5)
+    assert (
+        count == 100 and p50 == pytest.approx(49.5, abs=0.5) and p99 == pytest.approx(98.5, abs=0.5)
+    )
     clock.now += 20  # older than the window
     assert window.percentiles(0.5)[0] == 0
