@@ -6,6 +6,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from peers.conformance.strategies import (
+    chunk_sizes,
+    invalid_session_ids,
+    messages,
+    payloads,
+    session_ids,
+)
 from protocol import (
     AudioFrame,
     Decoder,
@@ -18,8 +25,6 @@ from protocol import (
     validate_session_id,
 )
 from tests.codec_helpers import chunked, collect_until_error, decode_chunks, normalize
-
-from .strategies import chunk_sizes, invalid_session_ids, messages, payloads, session_ids
 
 
 @pytest.mark.spec("B1", "E4")

@@ -288,6 +288,11 @@ def status(session_id: str | None, node: str, token: str | None) -> None:
     default=None,
     help="Require this token from WebSocket clients.",
 )
+@click.option(
+    "--report-ndjson",
+    is_flag=True,
+    help="Print one JSON line per decoded message on stdout (SPEC.md section 12).",
+)
 @LOG_LEVEL
 def route(
     socket_path: Path | None,
@@ -295,6 +300,7 @@ def route(
     out_dir: Path | None,
     ws: tuple[str, int] | None,
     ws_token: str | None,
+    report_ndjson: bool,
     log_level: str,
 ) -> None:
     """Receive a node's stream and route every frame to its session's sinks."""
@@ -304,13 +310,18 @@ def route(
 
     if socket_path is not None and tcp is not None:
         raise click.UsageError("give --socket or --tcp, not both")
-    live = sys.stdout.isatty()
+    live = sys.stdout.isatty() and not report_ndjson
     setup_logging(log_level if not live else "warning")
     endpoint = (
         Endpoint(tcp=tcp) if tcp else Endpoint(unix_path=socket_path or default_socket_path())
     )
     options = RouteOptions(
-        endpoint=endpoint, out_dir=out_dir, ws=ws, ws_token=ws_token, live_table=live
+        endpoint=endpoint,
+        out_dir=out_dir,
+        ws=ws,
+        ws_token=ws_token,
+        live_table=live,
+        report_ndjson=report_ndjson,
     )
     sys.exit(asyncio.run(run_route(options)))
 
@@ -330,6 +341,84 @@ def demo(out_dir: Path, log_level: str) -> None:
 
     setup_logging(log_level if log_level != "info" else "warning")
     sys.exit(run_demo(out_dir))
+
+
+@main.group()
+def conformance() -> None:
+    """Test another implementation's receiver or sender against SPEC.md."""
+
+
+@conformance.command(name="receiver", context_settings={"ignore_unknown_options": True})
+@click.option("--seed", type=int, default=None, help="Hypothesis seed (printed; reuse to replay).")
+@click.option(
+    "--max-examples",
+    type=click.IntRange(1),
+    default=25,
+    show_default=True,
+    help="Generated streams per property.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(0.1),
+    default=5.0,
+    show_default=True,
+    help="Seconds per example before the receiver counts as hung.",
+)
+@click.option(
+    "--only",
+    multiple=True,
+    type=click.Choice(["valid-interleaving", "vectors", "event-escaping", "id-lengths"]),
+    help="Run only these properties.",
+)
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def conformance_receiver(
+    seed: int | None,
+    max_examples: int,
+    timeout: float,
+    only: tuple[str, ...],
+    command: tuple[str, ...],
+) -> None:
+    """Run receiver CMD (-- CMD ARGS..., with {socket} or $SNOWMUX_SOCKET) against generated streams."""
+    import random
+
+    try:
+        from .conformance.receiver_harness import ReceiverHarness, render_results
+    except ImportError as exc:  # hypothesis is an optional extra
+        raise click.ClickException(f"{exc}: pip install 'snowmux[conformance]'") from None
+    seed_value = seed if seed is not None else random.randrange(2**32)
+    click.echo(f"receiver conformance, seed {seed_value}: {' '.join(command)}")
+    harness = ReceiverHarness(
+        list(command), timeout=timeout, seed=seed_value, max_examples=max_examples, log=click.echo
+    )
+    results = harness.run_all(list(only) or None)
+    click.echo("\n".join(render_results(results, list(command), seed_value)))
+    sys.exit(0 if all(r.passed for r in results) else 1)
+
+
+@conformance.command(name="sender")
+@click.option(
+    "--socket",
+    "socket_path",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="The sender's Unix socket.",
+)
+@NODE
+@TOKEN
+@click.option("--media", default=None, help="Play this URL instead of the built-in tones.")
+def conformance_sender(socket_path: Path, node: str, token: str | None, media: str | None) -> None:
+    """Drive a running sender through its control API and validate every byte it emits."""
+    from .conformance.sender_harness import SenderHarness, render_sender_results
+
+    click.echo(f"sender conformance: socket {socket_path}, node {node}")
+    harness = SenderHarness(socket_path, node, token, media, log=click.echo)
+    try:
+        asyncio.run(harness.scenario())
+    except OSError as exc:
+        raise click.ClickException(f"cannot connect to {socket_path}: {exc}") from None
+    results = harness.judge()
+    click.echo("\n".join(render_sender_results(results)))
+    sys.exit(0 if all(r.passed for r in results) else 1)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,6 +93,8 @@ class Receiver:
         self._stopping = asyncio.Event()
         self._writer: asyncio.StreamWriter | None = None
         self._queues: set[FrameQueue] = set()
+        # called with every RemoteProtocolError, after the messages before it were routed
+        self.on_protocol_error: Callable[[RemoteProtocolError], None] | None = None
 
     # -- the library API ------------------------------------------------------
 
@@ -174,6 +176,8 @@ class Receiver:
         except RemoteProtocolError as error:
             self.router.route(error.messages)  # what arrived before the fault is kept
             self.protocol_errors += 1
+            if self.on_protocol_error is not None:
+                self.on_protocol_error(error)
             reason = f"protocol error from the node: {type(error).__name__}: {error}"
             log.error("%s; closing and reconnecting", reason)
         except (ConnectionError, OSError) as exc:

@@ -10,20 +10,18 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from aiohttp import web
+from protocol import AudioFrame, Event, Message, RemoteProtocolError
 
-from protocol import AudioFrame, Event
-
+from ..conformance.reports import error_report, message_report, report_line
 from .connection import Endpoint, IncompatibleNodeError, Receiver
-from .files import FileSink
 from .router import Router
 from .sinks import CompositeSink, Sink
 from .stats import SessionStats
-from .websocket import WebSocketHub
 
 __all__ = ["RouteOptions", "render_table", "run_route"]
 
@@ -38,6 +36,7 @@ class RouteOptions:
     ws: tuple[str, int] | None = None
     ws_token: str | None = None
     live_table: bool = False
+    report_ndjson: bool = False
 
 
 class EventLogSink:
@@ -69,6 +68,22 @@ class EventLogSink:
         pass
 
 
+class ReportingRouter(Router):
+    """Prints one NDJSON report per message on stdout (SPEC.md section 12)."""
+
+    def route(self, messages: Iterable[Message], now: float | None = None) -> None:
+        batch = list(messages)
+        if batch:
+            sys.stdout.write("".join(report_line(message_report(m)) + "\n" for m in batch))
+            sys.stdout.flush()
+        super().route(batch, now)
+
+
+def report_error(error: RemoteProtocolError) -> None:
+    sys.stdout.write(report_line(error_report(error)) + "\n")
+    sys.stdout.flush()
+
+
 def render_table(stats: list[SessionStats], receiver: Receiver) -> str:
     state = "connected" if receiver.connected.is_set() else "disconnected"
     lines = [
@@ -94,7 +109,15 @@ async def _live_table(router: Router, receiver: Receiver) -> None:
 
 
 async def run_route(options: RouteOptions) -> int:
-    hub = WebSocketHub(options.ws_token) if options.ws else None
+    # PyAV and aiohttp load only when files or WebSockets are asked for:
+    # a bare `route --report-ndjson` starts in a fraction of the time.
+    hub = None
+    if options.ws:
+        from .websocket import WebSocketHub
+
+        hub = WebSocketHub(options.ws_token)
+    if options.out_dir is not None:
+        from .files import FileSink
     router: Router
 
     def make_sink(session_id: str) -> Sink:
@@ -107,10 +130,14 @@ async def run_route(options: RouteOptions) -> int:
             sinks.append(EventLogSink(session_id, lambda: router.session_stats(session_id)))
         return CompositeSink(sinks)
 
-    router = Router(make_sink)
+    router = ReportingRouter(make_sink) if options.report_ndjson else Router(make_sink)
     receiver = Receiver(options.endpoint, router)
-    runner: web.AppRunner | None = None
+    if options.report_ndjson:
+        receiver.on_protocol_error = report_error
+    runner: Any = None
     if hub is not None and options.ws is not None:
+        from aiohttp import web
+
         runner = web.AppRunner(hub.app(), access_log=None, handle_signals=False)
         await runner.setup()
         await web.TCPSite(runner, *options.ws).start()

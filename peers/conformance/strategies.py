@@ -1,4 +1,4 @@
-"""Hypothesis strategies for snowmux streams, shared by fuzz/ and conformance."""
+"""Hypothesis strategies for snowmux streams, shared by fuzz/ and the conformance harness."""
 
 from __future__ import annotations
 

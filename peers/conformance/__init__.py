@@ -1,0 +1,1 @@
+"""Property-based conformance harnesses for other snowmux receivers and senders."""
