@@ -289,6 +289,20 @@ def status(session_id: str | None, node: str, token: str | None) -> None:
     help="Require this token from WebSocket clients.",
 )
 @click.option(
+    "--web",
+    type=host_port("127.0.0.1"),
+    default=None,
+    help="Serve the web playground on HOST:PORT (loopback by default).",
+)
+@click.option(
+    "--web-token",
+    envvar="SNOWMUX_WEB_TOKEN",
+    default=None,
+    help="Require this token for the playground's subscriptions and controls.",
+)
+@NODE
+@TOKEN
+@click.option(
     "--report-ndjson",
     is_flag=True,
     help="Print one JSON line per decoded message on stdout (SPEC.md section 12).",
@@ -300,6 +314,10 @@ def route(
     out_dir: Path | None,
     ws: tuple[str, int] | None,
     ws_token: str | None,
+    web: tuple[str, int] | None,
+    web_token: str | None,
+    node: str,
+    token: str | None,
     report_ndjson: bool,
     log_level: str,
 ) -> None:
@@ -322,6 +340,10 @@ def route(
         ws_token=ws_token,
         live_table=live,
         report_ndjson=report_ndjson,
+        web=web,
+        web_token=web_token,
+        node_url=node,
+        node_token=token,
     )
     sys.exit(asyncio.run(run_route(options)))
 

@@ -37,6 +37,10 @@ class RouteOptions:
     ws_token: str | None = None
     live_table: bool = False
     report_ndjson: bool = False
+    web: tuple[str, int] | None = None
+    web_token: str | None = None
+    node_url: str = "http://127.0.0.1:8180"
+    node_token: str | None = None
 
 
 class EventLogSink:
@@ -112,13 +116,12 @@ async def run_route(options: RouteOptions) -> int:
     # PyAV and aiohttp load only when files or WebSockets are asked for:
     # a bare `route --report-ndjson` starts in a fraction of the time.
     hub = None
-    if options.ws:
+    if options.ws or options.web:
         from .websocket import WebSocketHub
 
-        hub = WebSocketHub(options.ws_token)
+        hub = WebSocketHub(options.web_token or options.ws_token)
     if options.out_dir is not None:
         from .files import FileSink
-    router: Router
 
     def make_sink(session_id: str) -> Sink:
         sinks: list[Sink] = []
@@ -134,14 +137,32 @@ async def run_route(options: RouteOptions) -> int:
     receiver = Receiver(options.endpoint, router)
     if options.report_ndjson:
         receiver.on_protocol_error = report_error
-    runner: Any = None
-    if hub is not None and options.ws is not None:
+    runners: list[Any] = []
+    control: Any = None
+    if hub is not None:
         from aiohttp import web
 
-        runner = web.AppRunner(hub.app(), access_log=None, handle_signals=False)
-        await runner.setup()
-        await web.TCPSite(runner, *options.ws).start()
-        log.info("websocket sink: ws://%s:%d/ws?session_id=ID", *options.ws)
+        apps = []
+        if options.ws is not None:
+            apps.append((hub.app(), options.ws, "websocket sink: ws://%s:%d/ws?session_id=ID"))
+        if options.web is not None:
+            from .control import ControlClient
+            from .web import build_web_app
+
+            control = ControlClient(options.node_url, options.node_token)
+            apps.append(
+                (
+                    build_web_app(hub, control, options.web_token),
+                    options.web,
+                    "web playground: http://%s:%d/",
+                )
+            )
+        for app, (host, port), message in apps:
+            runner = web.AppRunner(app, access_log=None, handle_signals=False)
+            await runner.setup()
+            await web.TCPSite(runner, host, port).start()
+            runners.append(runner)
+            log.info(message, host, port)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, receiver.stop)
@@ -158,6 +179,8 @@ async def run_route(options: RouteOptions) -> int:
             with contextlib.suppress(asyncio.CancelledError):
                 await table
         router.close()
-        if runner is not None:
+        for runner in runners:
             await runner.cleanup()
+        if control is not None:
+            await control.close()
     return exit_code
