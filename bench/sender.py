@@ -43,9 +43,17 @@ CAPACITY_TARGET = 0.7
 LATENCY_TARGET_MS = 50.0
 
 
-def clock_ticks(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def cpu_seconds(pid: int) -> float:
+    """CPU time of a process and its live children (the node's codec workers)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(stat.parent.name) == pid or int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def realtime_factor(media: Path) -> tuple[float, float]:
@@ -195,7 +203,7 @@ async def legacy_cpu(
         stop = asyncio.Event()
         reader = asyncio.create_task(drain(node.socket_path, stop))
         await asyncio.sleep(0.5)
-        start_cpu = clock_ticks(node.pid)
+        start_cpu = cpu_seconds(node.pid)
         async with aiohttp.ClientSession() as client:
             await asyncio.gather(
                 *(
@@ -216,7 +224,7 @@ async def legacy_cpu(
             await asyncio.gather(
                 *(post(client, f"{node.url}/session/leg{n}/stop") for n in range(sessions))
             )
-        node_cpu = clock_ticks(node.pid) - start_cpu
+        node_cpu = cpu_seconds(node.pid) - start_cpu
         stop.set()
         reader.cancel()
     return ffmpeg_cpu, node_cpu

@@ -120,10 +120,10 @@ LOG_LEVEL = click.option(
     help="Seconds of playback between progress events (0: none).",
 )
 @click.option(
-    "--codec-threads",
+    "--codec-processes",
     type=click.IntRange(1, 64),
     default=None,
-    help="Threads that decode and encode [default: one per core].",
+    help="Worker processes that decode and encode [default: one per core].",
 )
 @click.option(
     "--receiver-queue-kib",
@@ -144,7 +144,7 @@ def serve(
     prebuffer_ms: int,
     no_pace: bool,
     progress_interval: float,
-    codec_threads: int | None,
+    codec_processes: int | None,
     receiver_queue_kib: int,
     log_level: str,
 ) -> None:
@@ -166,8 +166,8 @@ def serve(
         progress_interval=progress_interval,
         queue_bytes=receiver_queue_kib * 1024,
     )
-    if codec_threads is not None:
-        config.workers = codec_threads
+    if codec_processes is not None:
+        config.workers = codec_processes
     asyncio.run(run_node(config))
 
 

@@ -338,3 +338,39 @@ async def test_stale_socket_is_replaced_and_tcp_receivers_work(tmp_path: Path) -
         line = await asyncio.wait_for(reader.readline(), 5)
         assert b'"type":"hello"' in line
         writer.close()
+
+
+@pytest.mark.spec("P3")
+async def test_a_crashed_codec_worker_fails_only_its_playbacks(tmp_path: Path) -> None:
+    with NodeProcess(tmp_path, "--codec-processes", "2") as node:
+        async with Recorder(node.socket_path) as rx:
+            for n in range(4):
+                await play(node.url, f"w{n}", "tone:440?seconds=30", format="pcm")
+            await rx.wait_for(lambda: all(len(rx.frames(f"w{n}")) > 30 for n in range(4)))
+            workers = [
+                int(p.parent.name)
+                for p in Path("/proc").glob("[0-9]*/cmdline")
+                if _is_worker_of(p, node.pid)
+            ]
+            assert len(workers) == 2
+            os.kill(workers[0], signal.SIGKILL)
+            await rx.wait_for(lambda: len(rx.events(type="error")) >= 1, timeout=20)
+            failed = {e.session_id for e in rx.events(type="error")}
+            assert 1 <= len(failed) <= 3 and all(
+                "crashed" in e.data["message"] for e in rx.events(type="error")
+            )
+            survivors = [f"w{n}" for n in range(4) if f"w{n}" not in failed]
+            before = {s: len(rx.frames(s)) for s in survivors}
+            await asyncio.sleep(1.0)
+            assert all(len(rx.frames(s)) - before[s] >= 40 for s in survivors)
+            await play(node.url, "after-crash", "tone:880?seconds=0.5", format="pcm")
+            await rx.wait_event("after-crash", "finished")
+            assert rx.payload("after-crash") == tone(880, 0.5)
+
+
+def _is_worker_of(cmdline: Path, node_pid: int) -> bool:
+    try:
+        stat = (cmdline.parent / "stat").read_text().rsplit(")", 1)[1].split()
+        return int(stat[1]) == node_pid and b"spawn_main" in cmdline.read_bytes()
+    except OSError:
+        return False

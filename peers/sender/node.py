@@ -13,7 +13,6 @@ import signal
 import socket
 import stat
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from protocol import DEFAULT_MAX_FRAME_LENGTH
 
 from .api import build_app
 from .audio_format import FRAME_SECONDS
+from .codec_pool import CodecPool
 from .hub import DEFAULT_QUEUE_BYTES, ReceiverHub
 from .media import MediaPolicy
 from .sessions import NodeContext, NodeStats, SessionManager
@@ -52,9 +52,8 @@ class NodeConfig:
     pace: bool = True
     progress_interval: float = 5.0  # seconds of playback between progress events, as Lavalink
     queue_bytes: int = DEFAULT_QUEUE_BYTES
-    # One codec thread per core: PyAV releases the GIL while coding, but each
-    # extra thread adds GIL hand-offs that delay the event loop (measured with
-    # bench.sender: 4 threads on 2 cores sustained fewer paced sessions than 2).
+    # One codec process per core: the codecs saturate the cores without ever
+    # taking the event loop's GIL (bench.sender measured threads against this).
     workers: int = os.cpu_count() or 1
 
 
@@ -62,7 +61,7 @@ class Node:
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
         self.socket_path = config.socket_path or default_socket_path()
-        self.executor = ThreadPoolExecutor(config.workers, thread_name_prefix="snowmux-codec")
+        self.codecs = CodecPool(config.workers)
         self.hub = ReceiverHub(
             DEFAULT_MAX_FRAME_LENGTH,
             announce=lambda: self.sessions.announce(),
@@ -71,7 +70,7 @@ class Node:
         )
         context = NodeContext(
             hub=self.hub,
-            executor=self.executor,
+            codecs=self.codecs,
             pace=config.pace,
             prebuffer_frames=round(config.prebuffer_ms / 1000 / FRAME_SECONDS),
             progress_every_frames=round(config.progress_interval / FRAME_SECONDS),
@@ -93,6 +92,7 @@ class Node:
         }
 
     async def start(self) -> None:
+        self.codecs.start()
         await self._start_unix()
         if self.config.tcp is not None:
             host, port = self.config.tcp
@@ -138,7 +138,8 @@ class Node:
             await self._runner.cleanup()
         with contextlib.suppress(FileNotFoundError):
             self.socket_path.unlink()
-        self.executor.shutdown(wait=False, cancel_futures=True)
+        await asyncio.gather(*self.sessions.node.background, return_exceptions=True)
+        await self.codecs.close()
         log.info("node stopped")
 
 

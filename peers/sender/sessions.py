@@ -4,26 +4,26 @@
 # error) is decided synchronously on the event loop: the state flips, the
 # closing frames and event are queued, and the playback's task is cancelled,
 # so once the end event is queued no frame of that playback can follow it.
-# Decoding runs in worker threads (PayloadSource); one playback's failure is
-# caught in its own task and never reaches another session.
+# Decoding runs in codec worker processes (CodecPool); one playback's failure
+# is caught in its own task and never reaches another session.
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
 from collections.abc import Coroutine, Iterator
-from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
 from protocol import encode_event, encode_frame
 
 from .audio_format import FRAME_SECONDS
-from .encoders import OPUS_SILENCE, Payload, encode_payloads
+from .codec_pool import CodecPool, request_fields
+from .encoders import OPUS_SILENCE
 from .hub import ReceiverHub
 from .media import MediaSource
 from .pacing import LATE_AFTER_SECONDS, LatenessWindow, Pacer, Ticker
-from .pipeline import DecodedAudio, MediaError, VolumeStage, cut_frames
+from .pipeline import MediaError
 from .source import PayloadSource
 
 __all__ = [
@@ -79,7 +79,7 @@ class NodeStats:
 @dataclass
 class NodeContext:
     hub: ReceiverHub
-    executor: Executor
+    codecs: CodecPool
     pace: bool
     prebuffer_frames: int
     progress_every_frames: int
@@ -144,6 +144,10 @@ class Playback:
             "late_max_ms": round(self.late_max_ms, 2),
             "error": self.error,
         }
+
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        return self._task
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -229,33 +233,20 @@ class Playback:
 
     # -- the task -----------------------------------------------------------
 
-    def _payloads(self, audio: DecodedAudio) -> Iterator[Payload]:
-        try:
-            frames = cut_frames(audio.pcm())
-            if self.request.volume != 1.0:
-                frames = VolumeStage(self.request.volume).apply(frames)
-            yield from encode_payloads(self.request.format, frames, self.request.bitrate)
-        finally:
-            audio.close()
-
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        audio = DecodedAudio(self.source, self.request.start_at)
+        request = self.request
+        fields = request_fields(request.format, request.start_at, request.bitrate, request.volume)
         try:
-            probed = await loop.run_in_executor(self.node.executor, audio.open)
+            pipeline, probed = await self.node.codecs.open(self.source, fields)
         except MediaError as exc:
             self.fail(str(exc))
             return
-        except Exception as exc:  # an unexpected PyAV failure is this session's error only
-            log.exception("session %s: cannot open %s", self.session_id, self.source.url)
-            self.fail(f"cannot open {self.source.url}: {exc}")
-            return
         if not self.active:
-            loop.run_in_executor(self.node.executor, audio.close)
+            self.node.spawn(pipeline.aclose())
             return
         if probed is not None:
             self.duration = probed
-        source = PayloadSource(self._payloads(audio), self.node.executor)
+        source = PayloadSource(pipeline)
         try:
             await self._play(source)
         except MediaError as exc:
@@ -398,6 +389,8 @@ class SessionManager:
             del self.playbacks[session_id]
 
     async def stop_all(self) -> None:
+        """End every playback (finished: stopped) and wait for their tasks to wind up."""
         for playback in self.active():
             playback.end("stopped")
-        await asyncio.sleep(0)
+        tasks = [p.task for p in self.playbacks.values() if p.task is not None]
+        await asyncio.gather(*tasks, return_exceptions=True)
