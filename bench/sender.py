@@ -290,7 +290,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="short steps, for a smoke run")
     args = parser.parse_args()
     if args.quick:
-        args.step_seconds, args.plays, args.legacy_seconds = 11.0, 10, 3.0
+        args.step_seconds, args.plays, args.legacy_seconds = 12.0, 10, 3.0
     asyncio.run(main_async(args))
 
 
