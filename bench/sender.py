@@ -281,8 +281,9 @@ def main() -> None:
     parser.add_argument(
         "--step-seconds",
         type=float,
-        default=14.0,
-        help="per capacity step; the node's lateness window is the last 10 s",
+        default=24.0,
+        help="per capacity step; the node's lateness window is the last 10 s, so the "
+        "start-up burst of N sessions at once is not what is measured",
     )
     parser.add_argument("--plays", type=int, default=40)
     parser.add_argument("--legacy-sessions", type=int, default=10)
