@@ -22,6 +22,18 @@ ROOT = Path(__file__).resolve().parent.parent
 READY = re.compile(r"snowmux node ready: (http://\S+) socket=(\S+)")
 
 
+def stop_process(process: subprocess.Popen[Any], sig: int, timeout: float) -> int:
+    """Signal a process, wait for it, kill it if it does not stop in time."""
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
 class NodeProcess:
     """`python -m peers.cli serve` on an ephemeral HTTP port and a temp socket."""
 
@@ -88,15 +100,8 @@ class NodeProcess:
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
         if self.process is None:
             return 0
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
         self._log.close()
-        return self.process.returncode
+        return stop_process(self.process, sig, timeout)
 
     def __enter__(self) -> NodeProcess:
         return self.start()
@@ -260,15 +265,8 @@ class RouteProcess:
     def stop(self) -> int:
         if self.process is None:
             return 0
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
         self._log.close()
-        return self.process.returncode
+        return stop_process(self.process, signal.SIGINT, 15.0)
 
     def __enter__(self) -> RouteProcess:
         return self.start()

@@ -311,3 +311,19 @@ async def test_backoff_is_capped_and_jittered(tmp_path: Path) -> None:
     receiver.stop()
     await asyncio.wait_for(task, 2)
     assert receiver.last_error and "cannot connect" in receiver.last_error
+
+
+def test_the_live_table_shows_each_sessions_state() -> None:
+    from peers.receiver.route import render_table
+
+    router = Router()
+    router.register("123456789012345678", NullSink())
+    router.route(
+        [ready("123456789012345678", "opus"), AudioFrame("123456789012345678", b"x" * 300)]
+    )
+    receiver = Receiver(Endpoint(unix_path=Path("/nonexistent.sock")), router)
+    table = render_table(router.stats(), receiver).splitlines()
+    assert "disconnected" in table[0]
+    assert table[1].split()[:4] == ["session", "state", "format", "frames"]
+    assert table[2].split()[:4] == ["123456789012345678", "playing", "opus", "1"]
+    assert table[2].endswith("ready")
