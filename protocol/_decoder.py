@@ -2,11 +2,12 @@
 # boundaries", "Limits", "Errors" and "End of stream".
 #
 # Bytes in, AudioFrame/Event out; no I/O, no clock. Linear time whatever the
-# chunking: a complete message inside a chunk is sliced out without copying
-# (the chunk is immutable bytes, so a read-only memoryview is safe), and a
-# message split across chunks is copied exactly once into a buffer of its
-# declared size, allocated only after the length passed the limit check. An
-# event is searched for its newline only in bytes not searched before.
+# chunking: a big payload inside a chunk is a read-only view of it, never a
+# copy (the chunk is immutable bytes, so that is safe), a small one is one
+# cheap copy; a frame split across chunks keeps zero-copy views of its pieces
+# (tiny reads merged) and is joined exactly once when complete, and nothing is
+# buffered before its length passed the limit check. An event is searched for
+# its newline only in bytes not searched before.
 # Construct never sees a partial buffer: the header is peeked with the struct
 # derived from FRAME and the ID field goes through the same rules as FRAME's
 # Adapter. After a RemoteProtocolError the decoder is failed for good: there

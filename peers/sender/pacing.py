@@ -23,7 +23,7 @@ LATE_AFTER_SECONDS = FRAME_SECONDS
 
 # Wake-ups are shared in 2 ms slots: 200 paced sessions then cost at most 500
 # event-loop wake-ups a second instead of 10,000, and each wake-up is a fight
-# for the GIL with the codec threads. 2 ms is well inside the 10 ms p99
+# for a core with the codec workers. 2 ms is well inside the 10 ms p99
 # lateness budget and invisible behind a 500 ms prebuffer.
 TICK_SECONDS = 0.002
 

@@ -1,5 +1,5 @@
 # Strategy: media -> 48 kHz stereo s16le PCM cut into exact 20 ms frames
-# (SPEC.md [P4]). Runs in worker threads (PyAV releases the GIL), never on the
+# (SPEC.md [P4]). Runs in the codec worker processes, never on the
 # event loop. PyAV opens and decodes the first audio stream whatever its
 # codec, rate or layout; swresample converts; our own cutter makes the
 # 960-sample frames so the last one can be padded with silence. Seeking is
