@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from peers.receiver import Endpoint, FrameQueue, Receiver, Router
 from peers.sender.audio_format import FRAME_BYTES
 from peers.sender.encoders import OPUS_SILENCE
 from peers.sender.tone import parse_tone_url, tone_pcm
@@ -333,11 +334,36 @@ async def test_stale_socket_is_replaced_and_tcp_receivers_work(tmp_path: Path) -
     probe.bind(("127.0.0.1", 0))
     port = probe.getsockname()[1]
     probe.close()
-    with NodeProcess(tmp_path, "--tcp", str(port)):
+    with NodeProcess(tmp_path, "--tcp", str(port)) as node:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         line = await asyncio.wait_for(reader.readline(), 5)
         assert b'"type":"hello"' in line
         writer.close()
+        sink = FrameQueue(1000)
+        router = Router()
+        router.register("over-tcp", sink)
+        receiver = Receiver(Endpoint(tcp=("127.0.0.1", port)), router)
+        task = asyncio.create_task(receiver.run())
+        await asyncio.wait_for(receiver.connected.wait(), 5)
+        await play(node.url, "over-tcp", "tone:440?seconds=0.4", format="pcm")
+        frames = []
+        async for frame in sink:
+            frames.append(bytes(frame.payload))
+            if len(frames) == 20:
+                break
+        receiver.stop()
+        await task
+        assert b"".join(frames) == tone(440, 0.4)
+
+
+async def test_progress_events_report_bytes_and_position(tmp_path: Path) -> None:
+    with NodeProcess(tmp_path, "--no-pace", "--progress-interval", "0.2") as node:
+        async with Recorder(node.socket_path) as rx:
+            await play(node.url, "prog", "tone:440?seconds=1", format="pcm")
+            await rx.wait_event("prog", "finished")
+    progress = rx.events("prog", "progress")
+    assert [round(e.data["playback_secs"], 2) for e in progress] == [0.2, 0.4, 0.6, 0.8, 1.0]
+    assert [e.data["bytes"] for e in progress] == [FRAME_BYTES * 10 * k for k in range(1, 6)]
 
 
 @pytest.mark.spec("P3")
