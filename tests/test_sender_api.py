@@ -217,3 +217,17 @@ async def test_format_defaults_to_pcm(node: NodeProcess) -> None:
         assert status == 200
         ready = await rx.wait_event("default-fmt", "ready")
     assert ready.data["format"] == "pcm"
+
+
+async def test_ids_with_slashes_travel_percent_encoded_and_null_format_is_pcm(
+    node: NodeProcess,
+) -> None:
+    async with Recorder(node.socket_path) as rx:
+        status, reply = await api(
+            node, "POST", "/session/guild%2F1/play", {"url": "tone:440?seconds=0.1", "format": None}
+        )
+        assert (status, reply["session_id"]) == (200, "guild/1")
+        ready = await rx.wait_event("guild/1", "ready")
+    assert ready.data["format"] == "pcm"
+    status, reply = await api(node, "GET", "/session/guild%2F1/status")
+    assert status == 200 and reply["session_id"] == "guild/1"

@@ -75,7 +75,7 @@ async def _play_request(request: web.Request) -> PlayRequest:
     url = body.get("url")
     if not isinstance(url, str) or not url:
         raise ApiError(400, '"url" (a non-empty string) is required')
-    audio_format = body.get("format", "pcm")
+    audio_format = body.get("format") or "pcm"  # absent or null: the legacy default
     if audio_format not in PAYLOAD_FORMATS:
         raise ApiError(
             400, f'unknown "format" {audio_format!r}: use one of {", ".join(PAYLOAD_FORMATS)}'

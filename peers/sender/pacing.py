@@ -33,22 +33,25 @@ class Ticker:
 
     def __init__(self, resolution: float = TICK_SECONDS) -> None:
         self.resolution = resolution
-        self._slots: dict[int, asyncio.Future[None]] = {}
+        self._slots: dict[int, list[asyncio.Future[None]]] = {}
 
     async def sleep_until(self, deadline: float) -> None:
         """Sleep until the first slot boundary at or after ``deadline`` (loop time)."""
         loop = asyncio.get_running_loop()
         slot = math.ceil(deadline / self.resolution)
-        future = self._slots.get(slot)
-        if future is None:
-            future = self._slots[slot] = loop.create_future()
+        sleepers = self._slots.get(slot)
+        if sleepers is None:
+            sleepers = self._slots[slot] = []
             loop.call_at(slot * self.resolution, self._fire, slot)
-        await asyncio.shield(future)  # one sleeper's cancellation must not wake the others
+        # One future per sleeper: cancelling one sleeper never wakes the others.
+        future = loop.create_future()
+        sleepers.append(future)
+        await future
 
     def _fire(self, slot: int) -> None:
-        future = self._slots.pop(slot)
-        if not future.done():
-            future.set_result(None)
+        for future in self._slots.pop(slot):
+            if not future.done():
+                future.set_result(None)
 
 
 class Pacer:
