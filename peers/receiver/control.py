@@ -11,7 +11,7 @@ import aiohttp
 __all__ = ["DEFAULT_NODE_URL", "ControlClient", "NodeError"]
 
 DEFAULT_NODE_URL = "http://127.0.0.1:8180"
-TIMEOUT_SECONDS = 10.0
+TIMEOUT_SECONDS = 10.0  # a play opens media; a node that needs longer is unhealthy
 
 
 class NodeError(Exception):

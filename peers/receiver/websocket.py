@@ -25,7 +25,7 @@ __all__ = ["WebSocketClient", "WebSocketHub"]
 log = logging.getLogger("snowmux.receiver.websocket")
 
 CLIENT_QUEUE_FRAMES = 250  # 5 s of 20 ms frames per browser tab before dropping
-HEARTBEAT_SECONDS = 20.0
+HEARTBEAT_SECONDS = 20.0  # below common proxy idle timeouts (30-60 s); finds dead tabs
 
 
 @dataclass(eq=False)
