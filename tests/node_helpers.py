@@ -283,3 +283,14 @@ def free_port() -> int:
     port: int = probe.getsockname()[1]
     probe.close()
     return port
+
+
+def snowmux(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run the real CLI (`python -m peers.cli ...`) and capture what it prints."""
+    return subprocess.run(
+        [sys.executable, "-m", "peers.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

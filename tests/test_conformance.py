@@ -9,21 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from .node_helpers import ROOT, NodeProcess
+from .node_helpers import ROOT, NodeProcess, snowmux
 
 pytestmark = pytest.mark.slow
 
 NAIVE = [sys.executable, "-m", "fuzz.fixtures.naive_receiver", "{socket}"]
-
-
-def snowmux(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "peers.cli", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def receiver_check(command: list[str], *options: str) -> subprocess.CompletedProcess[str]:
