@@ -65,27 +65,12 @@ def test_a_hanging_or_crashing_receiver_fails_without_stalling(tmp_path: Path) -
         "import socket, sys, time\ns = socket.socket(socket.AF_UNIX)\n"
         "s.connect(sys.argv[1])\ntime.sleep(60)\n"
     )
-    result = receiver_check(
-        [sys.executable, str(hang), "{socket}"],
-        "--max-examples",
-        "2",
-        "--only",
-        "id-lengths",
-        "--timeout",
-        "1",
-    )
-    assert result.returncode == 1 and "timed out" in result.stdout
     crash = tmp_path / "crash.py"
     crash.write_text("import sys\nsys.exit(3)\n")
-    result = receiver_check(
-        [sys.executable, str(crash)],
-        "--max-examples",
-        "2",
-        "--only",
-        "id-lengths",
-        "--timeout",
-        "1",
-    )
+    quick = ("--max-examples", "2", "--only", "id-lengths", "--timeout", "1")
+    result = receiver_check([sys.executable, str(hang), "{socket}"], *quick)
+    assert result.returncode == 1 and "timed out" in result.stdout
+    result = receiver_check([sys.executable, str(crash)], *quick)
     assert result.returncode == 1 and "did not connect" in result.stdout
 
 

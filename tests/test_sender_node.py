@@ -12,9 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from peers.audio_format import FRAME_BYTES, OPUS_SILENCE
 from peers.receiver import Endpoint, FrameQueue, Receiver, Router
-from peers.sender.audio_format import FRAME_BYTES
-from peers.sender.encoders import OPUS_SILENCE
 from peers.sender.tone import parse_tone_url, tone_pcm
 from protocol import AudioFrame, Event
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from peers.sender.audio_format import FRAME_BYTES, SAMPLE_RATE
-from peers.sender.encoders import OPUS_SILENCE, encode_payloads, split_ogg_pages
+from peers.audio_format import FRAME_BYTES, OPUS_SILENCE, SAMPLE_RATE, split_ogg_pages
+from peers.sender.encoders import encode_payloads
 from peers.sender.media import MediaPolicy, MediaRefused
 from peers.sender.pipeline import DecodedAudio, MediaError, VolumeStage, cut_frames
 from peers.sender.tone import parse_tone_url, tone_pcm

@@ -20,13 +20,11 @@ import av
 
 from protocol import PROTOCOL_VERSION, AudioFrame, Decoder, Event, Message, RemoteProtocolError
 
+from ..audio_format import FRAME_BYTES, FRAME_SAMPLES, OPUS_SILENCE, SAMPLE_RATE, split_ogg_pages
 from ..receiver.control import ControlClient, NodeError
 
 __all__ = ["SenderHarness", "SenderResult"]
 
-FRAME_BYTES = 3840
-OPUS_FRAME_SAMPLES = 960
-SILENCE = b"\xf8\xff\xfe"
 MAX_GAP_SECONDS = 0.100
 PACED_RATE = (45.0, 55.0)  # frames per second of a paced playback, measured over >= 1 s
 LATENESS_P99_SECONDS = 0.040  # arrival jitter of paced frames, receiver side, loopback
@@ -294,11 +292,12 @@ class SenderHarness:
 
 def _check_ogg(label: str, pages: list[bytes]) -> Iterator[str]:
     for index, page in enumerate(pages):
-        if (
-            page[:4] != b"OggS"
-            or len(page) < 27
-            or len(page) != 27 + page[26] + sum(page[27 : 27 + page[26]])
-        ):
+        buffer = bytearray(page)
+        try:
+            whole = split_ogg_pages(buffer) == [page] and not buffer
+        except ValueError:
+            whole = False
+        if not whole:
             yield f"{label}: payload {index} is not exactly one Ogg page"
             return
     if b"OpusHead" not in pages[0] or b"OpusTags" not in pages[1]:
@@ -313,13 +312,13 @@ def _check_ogg(label: str, pages: list[bytes]) -> Iterator[str]:
         yield f"{label}: the pages do not decode: {exc}"
         return
     audio_pages = len(pages) - 2
-    if abs(samples - audio_pages * OPUS_FRAME_SAMPLES) > 2 * OPUS_FRAME_SAMPLES:
+    if abs(samples - audio_pages * FRAME_SAMPLES) > 2 * FRAME_SAMPLES:
         yield f"{label}: {audio_pages} audio pages decoded to {samples} samples, not 20 ms each"
 
 
 def _check_packets(label: str, packets: list[bytes]) -> Iterator[str]:
     codec = av.CodecContext.create("opus", "r")
-    codec.sample_rate = 48_000
+    codec.sample_rate = SAMPLE_RATE
     codec.layout = "stereo"
     for index, packet in enumerate(packets):
         try:
@@ -327,10 +326,10 @@ def _check_packets(label: str, packets: list[bytes]) -> Iterator[str]:
         except av.FFmpegError as exc:
             yield f"{label}: packet {index} does not decode: {exc}"
             return
-        if samples != OPUS_FRAME_SAMPLES:
+        if samples != FRAME_SAMPLES:
             yield f"{label}: packet {index} decodes to {samples} samples, not 960 (20 ms)"
             return
-    if packets[-5:] != [SILENCE] * 5:
+    if packets[-5:] != [OPUS_SILENCE] * 5:
         yield f"{label}: the playback did not end with five Opus silence frames F8 FF FE"
 
 

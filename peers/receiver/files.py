@@ -17,12 +17,12 @@ import av
 
 from protocol import AudioFrame, Event
 
+from ..audio_format import FRAME_SAMPLES, SAMPLE_RATE
+
 __all__ = ["FileSink", "safe_dirname"]
 
 log = logging.getLogger("snowmux.receiver.files")
 
-SAMPLE_RATE = 48_000
-OPUS_FRAME_SAMPLES = 960  # every snowmux Opus packet is 20 ms
 _SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 
 
@@ -76,8 +76,8 @@ class _OpusRemuxer:
 
     def write(self, payload: bytes | memoryview) -> None:
         packet = av.Packet(bytes(payload))
-        packet.pts = packet.dts = self._packets * OPUS_FRAME_SAMPLES
-        packet.duration = OPUS_FRAME_SAMPLES
+        packet.pts = packet.dts = self._packets * FRAME_SAMPLES
+        packet.duration = FRAME_SAMPLES
         packet.time_base = self._time_base
         packet.stream = self._stream
         self._container.mux(packet)

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import io
-import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -16,47 +15,23 @@ from typing import Any
 
 import av
 
-from .audio_format import FRAME_SAMPLES, SAMPLE_RATE
+from ..audio_format import FRAME_SAMPLES, SAMPLE_RATE, split_ogg_pages
 
 __all__ = [
     "DEFAULT_BITRATES",
-    "OPUS_SILENCE",
     "Payload",
     "encode_payloads",
-    "split_ogg_pages",
 ]
 
 DEFAULT_BITRATES = {"opus": 128_000, "web": 256_000, "opus-packets": 128_000}
-OPUS_SILENCE = b"\xf8\xff\xfe"  # a 20 ms Opus silence frame, as Discord clients send
 OGG_HEADER_PAGES = 2  # OpusHead and OpusTags (RFC 7845, section 3)
 _TIME_BASE = Fraction(1, SAMPLE_RATE)
-_OGG_PAGE_HEADER = struct.Struct(
-    "<4sBBqIIIB"
-)  # capture, version, flags, granule, serial, seq, crc, segments
 
 
 @dataclass(frozen=True, slots=True)
 class Payload:
     data: bytes
     is_header: bool = False  # Ogg header page: not paced, never dropped, replayed
-
-
-def split_ogg_pages(buffer: bytearray) -> list[bytes]:
-    """Remove and return the complete Ogg pages at the start of ``buffer``."""
-    pages: list[bytes] = []
-    while len(buffer) >= _OGG_PAGE_HEADER.size:
-        capture, *_rest, segments = _OGG_PAGE_HEADER.unpack_from(buffer)
-        if capture != b"OggS":
-            raise ValueError("muxer output is not at an Ogg page boundary")
-        table_end = _OGG_PAGE_HEADER.size + segments
-        if len(buffer) < table_end:
-            break
-        page_end = table_end + sum(buffer[_OGG_PAGE_HEADER.size : table_end])
-        if len(buffer) < page_end:
-            break
-        pages.append(bytes(buffer[:page_end]))
-        del buffer[:page_end]
-    return pages
 
 
 class _Capture(io.RawIOBase):

@@ -21,8 +21,8 @@ from aiohttp import web
 
 from protocol import DEFAULT_MAX_FRAME_LENGTH
 
+from ..audio_format import FRAME_SECONDS
 from .api import build_app
-from .audio_format import FRAME_SECONDS
 from .codec_pool import CodecPool
 from .hub import DEFAULT_QUEUE_BYTES, ReceiverHub
 from .media import MediaPolicy

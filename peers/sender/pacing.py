@@ -12,7 +12,7 @@ import math
 import time
 from collections.abc import Callable
 
-from .audio_format import FRAME_SECONDS
+from ..audio_format import FRAME_SECONDS
 
 __all__ = ["LATE_AFTER_SECONDS", "LatenessWindow", "Pacer", "Ticker"]
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import av
 
-from .audio_format import BYTES_PER_SAMPLE, FRAME_BYTES, SAMPLE_RATE
+from ..audio_format import BYTES_PER_SAMPLE, FRAME_BYTES, SAMPLE_RATE
 from .media import MediaSource
 from .tone import tone_pcm
 

@@ -17,9 +17,8 @@ from typing import Any
 
 from protocol import encode_event, encode_frame
 
-from .audio_format import FRAME_SECONDS
+from ..audio_format import FRAME_SECONDS, OPUS_SILENCE
 from .codec_pool import CodecPool, request_fields
-from .encoders import OPUS_SILENCE
 from .hub import ReceiverHub
 from .media import MediaSource
 from .pacing import LATE_AFTER_SECONDS, LatenessWindow, Pacer, Ticker

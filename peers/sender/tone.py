@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import parse_qs
 
-from .audio_format import BYTES_PER_SAMPLE, CHANNELS, SAMPLE_RATE
+from ..audio_format import BYTES_PER_SAMPLE, CHANNELS, SAMPLE_RATE
 
 __all__ = ["TONE_SCHEME", "ToneSpec", "parse_tone_url", "tone_pcm"]
 
