@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from functools import partial
 
-from protocol import FRAME, FRAME_HEADER_SIZE, Decoder, encode_frame
+from snowmux.protocol import FRAME, FRAME_HEADER_SIZE, Decoder, encode_frame
 
 CHUNK = 4096
 FRAME_SIZES = {"348 B": 348, "3864 B": 3864, "64 KiB": 64 * 1024}

@@ -31,10 +31,10 @@ from pathlib import Path
 
 import aiohttp
 
-from peers.sender.encoders import encode_payloads
-from peers.sender.media import MediaPolicy
-from peers.sender.pipeline import DecodedAudio, cut_frames
-from protocol import AudioFrame, Decoder
+from snowmux.node.encoders import encode_payloads
+from snowmux.node.media import MediaPolicy
+from snowmux.node.pipeline import DecodedAudio, cut_frames
+from snowmux.protocol import AudioFrame, Decoder
 from tests.audio_checks import write_tone_file
 from tests.node_helpers import NodeProcess
 

@@ -15,7 +15,7 @@ import sys
 import atheris
 
 with atheris.instrument_imports():
-    from protocol import AudioFrame, Decoder, Event, RemoteProtocolError
+    from snowmux.protocol import AudioFrame, Decoder, Event, RemoteProtocolError
 
 MAX_FRAME, MAX_EVENT = 512, 256
 

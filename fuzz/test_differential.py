@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from peers.conformance.strategies import ID_ALPHABET, any_session_id, payloads
-from protocol import FRAME, Decoder, RemoteProtocolError, SessionIdError, encode_frame
+from snowmux.conformance.strategies import ID_ALPHABET, any_session_id, payloads
+from snowmux.protocol import FRAME, Decoder, RemoteProtocolError, SessionIdError, encode_frame
 
 
 @pytest.mark.spec("F1")

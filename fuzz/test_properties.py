@@ -6,14 +6,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from peers.conformance.strategies import (
+from snowmux.conformance.strategies import (
     chunk_sizes,
     invalid_session_ids,
     messages,
     payloads,
     session_ids,
 )
-from protocol import (
+from snowmux.protocol import (
     AudioFrame,
     Decoder,
     Message,

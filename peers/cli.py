@@ -149,7 +149,7 @@ def serve(
     log_level: str,
 ) -> None:
     """Run the audio node: HTTP control API + session-multiplexed stream."""
-    from .sender import NodeConfig, run_node
+    from .node import NodeConfig, run_node
 
     setup_logging(log_level)
     config = NodeConfig(
@@ -324,7 +324,7 @@ def route(
     """Receive a node's stream and route every frame to its session's sinks."""
     from .receiver.connection import Endpoint
     from .receiver.route import RouteOptions, run_route
-    from .sender.node import default_socket_path
+    from .node.server import default_socket_path
 
     if socket_path is not None and tcp is not None:
         raise click.UsageError("give --socket or --tcp, not both")

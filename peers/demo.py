@@ -19,7 +19,7 @@ from .receiver.connection import Endpoint, Receiver
 from .receiver.control import ControlClient
 from .receiver.files import FileSink, safe_dirname
 from .receiver.router import Router
-from .sender.node import Node, NodeConfig
+from .node.server import Node, NodeConfig
 
 __all__ = ["run_demo"]
 

@@ -11,7 +11,7 @@ from typing import BinaryIO
 
 import click
 
-from protocol import AudioFrame, Decoder, Event, Message, RemoteProtocolError
+from snowmux.protocol import AudioFrame, Decoder, Event, Message, RemoteProtocolError
 
 __all__ = ["StreamSummary", "inspect_stream"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 
-from protocol import AudioFrame, Decoder, Event, Message, RemoteProtocolError, encode
+from snowmux.protocol import AudioFrame, Decoder, Event, Message, RemoteProtocolError, encode
 
 Normalized = tuple[str, str, object]
 TRAILING = b"\x00\x00\x00"  # the start of a frame header that never completes

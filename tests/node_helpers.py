@@ -16,7 +16,7 @@ from typing import Any
 
 import aiohttp
 
-from protocol import AudioFrame, Decoder, Event, Message
+from snowmux.protocol import AudioFrame, Decoder, Event, Message
 
 ROOT = Path(__file__).resolve().parent.parent
 READY = re.compile(r"snowmux node ready: (http://\S+) socket=(\S+)")
@@ -35,7 +35,7 @@ def stop_process(process: subprocess.Popen[Any], sig: int, timeout: float) -> in
 
 
 class NodeProcess:
-    """`python -m peers.cli serve` on an ephemeral HTTP port and a temp socket."""
+    """`python -m snowmux.cli serve` on an ephemeral HTTP port and a temp socket."""
 
     def __init__(
         self,
@@ -57,7 +57,7 @@ class NodeProcess:
         command = [
             sys.executable,
             "-m",
-            "peers.cli",
+            "snowmux.cli",
             "serve",
             "--http",
             "127.0.0.1:0",
@@ -220,7 +220,7 @@ class Recorder:
 
 
 class RouteProcess:
-    """`python -m peers.cli route` writing files to ``out_dir`` (log lines, not a tty)."""
+    """`python -m snowmux.cli route` writing files to ``out_dir`` (log lines, not a tty)."""
 
     def __init__(self, workdir: Path, socket_path: Path, *args: str) -> None:
         self.out_dir = workdir / "out"
@@ -228,7 +228,7 @@ class RouteProcess:
         self.command = [
             sys.executable,
             "-m",
-            "peers.cli",
+            "snowmux.cli",
             "route",
             "--socket",
             str(socket_path),
@@ -257,7 +257,7 @@ class RouteProcess:
             await asyncio.sleep(0.05)
 
     def files(self, session_id: str) -> list[Path]:
-        from peers.receiver.files import safe_dirname
+        from snowmux.receiver.files import safe_dirname
 
         folder = self.out_dir / safe_dirname(session_id)
         return sorted(folder.iterdir()) if folder.exists() else []
@@ -286,9 +286,9 @@ def free_port() -> int:
 
 
 def snowmux(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """Run the real CLI (`python -m peers.cli ...`) and capture what it prints."""
+    """Run the real CLI (`python -m snowmux.cli ...`) and capture what it prints."""
     return subprocess.run(
-        [sys.executable, "-m", "peers.cli", *args],
+        [sys.executable, "-m", "snowmux.cli", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from peers.cli import main
-from protocol import encode_event, encode_frame
+from snowmux.cli import main
+from snowmux.protocol import encode_event, encode_frame
 
 STREAM = (
     encode_event("hello", "", protocol="snowmux/1", max_frame_length=1 << 20)

@@ -25,7 +25,7 @@ def receiver_check(command: list[str], *options: str) -> subprocess.CompletedPro
 @pytest.mark.spec("R1", "R2", "R3", "R4")
 def test_our_route_passes_every_receiver_property() -> None:
     result = receiver_check(
-        [sys.executable, "-m", "peers.cli", "route", "--socket", "{socket}", "--report-ndjson"],
+        [sys.executable, "-m", "snowmux.cli", "route", "--socket", "{socket}", "--report-ndjson"],
         "--max-examples",
         "6",
     )

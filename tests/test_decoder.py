@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from protocol import (
+from snowmux.protocol import (
     AudioFrame,
     Decoder,
     Event,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from protocol import (
+from snowmux.protocol import (
     MAX_PAYLOAD_SIZE,
     AudioFrame,
     FrameTooLargeError,

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from protocol import encode_event, encode_frame
+from snowmux.protocol import encode_event, encode_frame
 
 from .audio_checks import decode_ogg_opus, dominant_frequency, ffprobe
 from .node_helpers import NodeProcess, RouteProcess, call, play

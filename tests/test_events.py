@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from protocol import (
+from snowmux.protocol import (
     Decoder,
     Event,
     EventEncodeError,

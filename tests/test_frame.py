@@ -5,8 +5,8 @@ from __future__ import annotations
 import construct
 import pytest
 
-import protocol
-from protocol import FRAME, encode_frame
+from snowmux import protocol
+from snowmux.protocol import FRAME, encode_frame
 
 
 def test_constants_are_derived_from_frame() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from peers.receiver import (
+from snowmux.receiver import (
     CompositeSink,
     Endpoint,
     FileSink,
@@ -20,11 +20,11 @@ from peers.receiver import (
     Receiver,
     Router,
 )
-from peers.receiver.files import safe_dirname
-from peers.sender.encoders import encode_payloads
-from peers.sender.pipeline import cut_frames
-from peers.sender.tone import parse_tone_url, tone_pcm
-from protocol import AudioFrame, Event, encode_event, encode_frame
+from snowmux.receiver.files import safe_dirname
+from snowmux.node.encoders import encode_payloads
+from snowmux.node.pipeline import cut_frames
+from snowmux.node.tone import parse_tone_url, tone_pcm
+from snowmux.protocol import AudioFrame, Event, encode_event, encode_frame
 
 from .audio_checks import decode_ogg_opus, dominant_frequency, ffprobe
 
@@ -314,7 +314,7 @@ async def test_backoff_is_capped_and_jittered(tmp_path: Path) -> None:
 
 
 def test_the_live_table_shows_each_sessions_state() -> None:
-    from peers.receiver.route import render_table
+    from snowmux.receiver.route import render_table
 
     router = Router()
     router.register("123456789012345678", NullSink())

@@ -8,9 +8,9 @@ import json
 import aiohttp
 from aiohttp.test_utils import TestServer
 
-from peers.receiver import Router
-from peers.receiver.websocket import WebSocketHub
-from protocol import AudioFrame, Event
+from snowmux.receiver import Router
+from snowmux.receiver.websocket import WebSocketHub
+from snowmux.protocol import AudioFrame, Event
 
 
 async def started(hub: WebSocketHub) -> TestServer:

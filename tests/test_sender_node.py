@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from peers.audio_format import FRAME_BYTES, OPUS_SILENCE
-from peers.receiver import Endpoint, FrameQueue, Receiver, Router
-from peers.sender.tone import parse_tone_url, tone_pcm
-from protocol import AudioFrame, Event
+from snowmux.audio_format import FRAME_BYTES, OPUS_SILENCE
+from snowmux.receiver import Endpoint, FrameQueue, Receiver, Router
+from snowmux.node.tone import parse_tone_url, tone_pcm
+from snowmux.protocol import AudioFrame, Event
 
 from .audio_checks import (
     decode_ogg_opus,

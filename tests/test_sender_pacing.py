@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from peers.sender.pacing import LatenessWindow, Pacer, Ticker
+from snowmux.node.pacing import LatenessWindow, Pacer, Ticker
 
 
 class FakeClock:

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from peers.audio_format import FRAME_BYTES, OPUS_SILENCE, SAMPLE_RATE, split_ogg_pages
-from peers.sender.encoders import encode_payloads
-from peers.sender.media import MediaPolicy, MediaRefused
-from peers.sender.pipeline import DecodedAudio, MediaError, VolumeStage, cut_frames
-from peers.sender.tone import parse_tone_url, tone_pcm
+from snowmux.audio_format import FRAME_BYTES, OPUS_SILENCE, SAMPLE_RATE, split_ogg_pages
+from snowmux.node.encoders import encode_payloads
+from snowmux.node.media import MediaPolicy, MediaRefused
+from snowmux.node.pipeline import DecodedAudio, MediaError, VolumeStage, cut_frames
+from snowmux.node.tone import parse_tone_url, tone_pcm
 
 from .audio_checks import (
     decode_ogg_opus,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import construct
 import pytest
 
-from protocol import (
+from snowmux.protocol import (
     FRAME,
     MAX_SESSION_ID_LENGTH,
     SESSION_ID_FIELD,

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-import protocol
-from protocol import Decoder, load_vectors
+from snowmux import protocol
+from snowmux.protocol import Decoder, load_vectors
 
 from .codec_helpers import chunked, collect_until_error, decode_three_ways
 

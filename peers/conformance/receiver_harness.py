@@ -25,7 +25,7 @@ from typing import Any
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
-from protocol import AudioFrame, Decoder, Event, Message, RemoteProtocolError, encode, load_vectors
+from snowmux.protocol import AudioFrame, Decoder, Event, Message, RemoteProtocolError, encode, load_vectors
 
 from .reports import error_report, message_report, parse_report_line
 from .strategies import ID_ALPHABET, events, frames, hostile_text, session_ids

@@ -9,7 +9,7 @@ import hashlib
 import json
 from typing import Any
 
-from protocol import AudioFrame, Message, RemoteProtocolError
+from snowmux.protocol import AudioFrame, Message, RemoteProtocolError
 
 __all__ = ["REPORT_KINDS", "error_report", "message_report", "parse_report_line", "report_line"]
 

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from protocol import (
+from snowmux.protocol import (
     DEFAULT_MAX_FRAME_LENGTH,
     PROTOCOL_VERSION,
     AudioFrame,

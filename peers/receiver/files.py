@@ -15,7 +15,7 @@ from typing import Any, BinaryIO, Protocol
 
 import av
 
-from protocol import AudioFrame, Event
+from snowmux.protocol import AudioFrame, Event
 
 from ..audio_format import FRAME_SAMPLES, SAMPLE_RATE
 

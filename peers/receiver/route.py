@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from protocol import AudioFrame, Event, Message, RemoteProtocolError
+from snowmux.protocol import AudioFrame, Event, Message, RemoteProtocolError
 
 from ..conformance.reports import error_report, message_report, report_line
 from .connection import Endpoint, IncompatibleNodeError, Receiver

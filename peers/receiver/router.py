@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 
-from protocol import AudioFrame, Event, Message, validate_session_id
+from snowmux.protocol import AudioFrame, Event, Message, validate_session_id
 
 from .sinks import Sink
 from .stats import STUTTER_GAP_SECONDS, SessionStats

@@ -9,7 +9,7 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
 
-from protocol import AudioFrame, Event
+from snowmux.protocol import AudioFrame, Event
 
 __all__ = ["CompositeSink", "FrameQueue", "NullSink", "Sink"]
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from protocol import PAYLOAD_FORMATS, SessionIdError, validate_session_id
+from snowmux.protocol import PAYLOAD_FORMATS, SessionIdError, validate_session_id
 
 from .control import ControlClient, NodeError
 from .websocket import WebSocketHub

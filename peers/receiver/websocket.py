@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import WSMsgType, web
 
-from protocol import AudioFrame, Event, SessionIdError, validate_session_id
+from snowmux.protocol import AudioFrame, Event, SessionIdError, validate_session_id
 
 __all__ = ["WebSocketClient", "WebSocketHub"]
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from protocol import DEFAULT_MAX_FRAME_LENGTH
+from snowmux.protocol import DEFAULT_MAX_FRAME_LENGTH
 
 from ..audio_format import FRAME_SECONDS
 from .api import build_app
@@ -30,7 +30,7 @@ from .sessions import NodeContext, NodeStats, SessionManager
 
 __all__ = ["Node", "NodeConfig", "default_socket_path", "run_node"]
 
-log = logging.getLogger("snowmux.sender")
+log = logging.getLogger("snowmux.node")
 
 
 def default_socket_path() -> Path:

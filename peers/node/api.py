@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from protocol import PAYLOAD_FORMATS, SessionIdError, validate_session_id
+from snowmux.protocol import PAYLOAD_FORMATS, SessionIdError, validate_session_id
 
 from .media import BadMediaUrl, MediaPolicy, MediaRefused
 from .sessions import (

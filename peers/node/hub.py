@@ -15,11 +15,11 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from protocol import PROTOCOL_VERSION, encode_event
+from snowmux.protocol import PROTOCOL_VERSION, encode_event
 
 __all__ = ["DEFAULT_QUEUE_BYTES", "Outgoing", "ReceiverConnection", "ReceiverHub"]
 
-log = logging.getLogger("snowmux.sender.receivers")
+log = logging.getLogger("snowmux.node.receivers")
 
 # 16 MiB per receiver: 4 s of 20 PCM sessions, or minutes of Opus; enough to
 # ride out a receiver's GC pause, small enough that a stalled receiver cannot

@@ -21,7 +21,7 @@ from .pipeline import MediaError
 
 __all__ = ["CodecPool", "RemotePipeline"]
 
-log = logging.getLogger("snowmux.sender.codecs")
+log = logging.getLogger("snowmux.node.codecs")
 
 
 class _Worker:

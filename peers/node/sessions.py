@@ -15,7 +15,7 @@ from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from protocol import encode_event, encode_frame
+from snowmux.protocol import encode_event, encode_frame
 
 from ..audio_format import FRAME_SECONDS, OPUS_SILENCE
 from .codec_pool import CodecPool, request_fields
@@ -35,7 +35,7 @@ __all__ = [
     "UnknownSession",
 ]
 
-log = logging.getLogger("snowmux.sender.sessions")
+log = logging.getLogger("snowmux.node.sessions")
 
 ACTIVE_STATES = ("starting", "playing", "paused")
 SILENCE_FRAMES = 5  # Discord's clients send five silence frames before going quiet
