@@ -16,8 +16,8 @@ import gc
 import random
 import time
 
-from snowmux.receiver import NullSink, Router
 from snowmux.protocol import FRAME_HEADER_SIZE, Decoder, encode_frame
+from snowmux.receiver import NullSink, Router
 
 READ = 64 * 1024
 TARGET = 1.3

@@ -322,9 +322,9 @@ def route(
     log_level: str,
 ) -> None:
     """Receive a node's stream and route every frame to its session's sinks."""
+    from .node.server import default_socket_path
     from .receiver.connection import Endpoint
     from .receiver.route import RouteOptions, run_route
-    from .node.server import default_socket_path
 
     if socket_path is not None and tcp is not None:
         raise click.UsageError("give --socket or --tcp, not both")

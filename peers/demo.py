@@ -15,11 +15,11 @@ from pathlib import Path
 import click
 
 from .analysis import analyse_tones
+from .node.server import Node, NodeConfig
 from .receiver.connection import Endpoint, Receiver
 from .receiver.control import ControlClient
 from .receiver.files import FileSink, safe_dirname
 from .receiver.router import Router
-from .node.server import Node, NodeConfig
 
 __all__ = ["run_demo"]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from snowmux.protocol import (
     MAX_PAYLOAD_SIZE,
     AudioFrame,

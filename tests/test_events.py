@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from snowmux.protocol import (
     Decoder,
     Event,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import construct
 import pytest
-
 from snowmux import protocol
 from snowmux.protocol import FRAME, encode_frame
 

@@ -9,7 +9,10 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
-
+from snowmux.node.encoders import encode_payloads
+from snowmux.node.pipeline import cut_frames
+from snowmux.node.tone import parse_tone_url, tone_pcm
+from snowmux.protocol import AudioFrame, Event, encode_event, encode_frame
 from snowmux.receiver import (
     CompositeSink,
     Endpoint,
@@ -21,10 +24,6 @@ from snowmux.receiver import (
     Router,
 )
 from snowmux.receiver.files import safe_dirname
-from snowmux.node.encoders import encode_payloads
-from snowmux.node.pipeline import cut_frames
-from snowmux.node.tone import parse_tone_url, tone_pcm
-from snowmux.protocol import AudioFrame, Event, encode_event, encode_frame
 
 from .audio_checks import decode_ogg_opus, dominant_frequency, ffprobe
 

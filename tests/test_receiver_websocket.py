@@ -7,10 +7,9 @@ import json
 
 import aiohttp
 from aiohttp.test_utils import TestServer
-
+from snowmux.protocol import AudioFrame, Event
 from snowmux.receiver import Router
 from snowmux.receiver.websocket import WebSocketHub
-from snowmux.protocol import AudioFrame, Event
 
 
 async def started(hub: WebSocketHub) -> TestServer:

@@ -11,11 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from snowmux.audio_format import FRAME_BYTES, OPUS_SILENCE
-from snowmux.receiver import Endpoint, FrameQueue, Receiver, Router
 from snowmux.node.tone import parse_tone_url, tone_pcm
 from snowmux.protocol import AudioFrame, Event
+from snowmux.receiver import Endpoint, FrameQueue, Receiver, Router
 
 from .audio_checks import (
     decode_ogg_opus,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-
 from snowmux.node.pacing import LatenessWindow, Pacer, Ticker
 
 

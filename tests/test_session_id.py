@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import construct
 import pytest
-
 from snowmux.protocol import (
     FRAME,
     MAX_SESSION_ID_LENGTH,

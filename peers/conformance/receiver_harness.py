@@ -24,8 +24,15 @@ from typing import Any
 
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
-
-from snowmux.protocol import AudioFrame, Decoder, Event, Message, RemoteProtocolError, encode, load_vectors
+from snowmux.protocol import (
+    AudioFrame,
+    Decoder,
+    Event,
+    Message,
+    RemoteProtocolError,
+    encode,
+    load_vectors,
+)
 
 from .reports import error_report, message_report, parse_report_line
 from .strategies import ID_ALPHABET, events, frames, hostile_text, session_ids

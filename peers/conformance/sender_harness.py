@@ -17,8 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import av
-
-from snowmux.protocol import PROTOCOL_VERSION, AudioFrame, Decoder, Event, Message, RemoteProtocolError
+from snowmux.protocol import (
+    PROTOCOL_VERSION,
+    AudioFrame,
+    Decoder,
+    Event,
+    Message,
+    RemoteProtocolError,
+)
 
 from ..audio_format import FRAME_BYTES, FRAME_SAMPLES, OPUS_SILENCE, SAMPLE_RATE, split_ogg_pages
 from ..receiver.control import ControlClient, NodeError

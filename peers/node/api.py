@@ -13,7 +13,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
-
 from snowmux.protocol import PAYLOAD_FORMATS, SessionIdError, validate_session_id
 
 from .media import BadMediaUrl, MediaPolicy, MediaRefused

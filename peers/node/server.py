@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-
 from snowmux.protocol import DEFAULT_MAX_FRAME_LENGTH
 
 from ..audio_format import FRAME_SECONDS

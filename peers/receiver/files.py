@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 import av
-
 from snowmux.protocol import AudioFrame, Event
 
 from ..audio_format import FRAME_SAMPLES, SAMPLE_RATE
