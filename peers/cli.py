@@ -10,6 +10,8 @@ from typing import BinaryIO
 
 import click
 
+from . import defaults
+
 __all__ = ["main"]
 
 
@@ -71,8 +73,8 @@ LOG_LEVEL = click.option(
 @click.option(
     "--http",
     "http",
-    type=host_port("127.0.0.1"),
-    default="127.0.0.1:8180",
+    type=host_port(defaults.HTTP_HOST),
+    default=f"{defaults.HTTP_HOST}:{defaults.HTTP_PORT}",
     show_default=True,
     help="Control API address (loopback by default).",
 )
@@ -85,7 +87,7 @@ LOG_LEVEL = click.option(
 )
 @click.option(
     "--tcp",
-    type=host_port("127.0.0.1"),
+    type=host_port(defaults.HTTP_HOST),
     default=None,
     help="Also accept receivers over TCP on HOST:PORT (or PORT, on loopback).",
 )
@@ -103,11 +105,13 @@ LOG_LEVEL = click.option(
     help="Local paths are served from this directory only.",
 )
 @click.option("--allow-remote", is_flag=True, help="Allow http:// and https:// URLs.")
-@click.option("--max-sessions", type=click.IntRange(1), default=256, show_default=True)
+@click.option(
+    "--max-sessions", type=click.IntRange(1), default=defaults.MAX_SESSIONS, show_default=True
+)
 @click.option(
     "--prebuffer-ms",
     type=click.IntRange(0, 10_000),
-    default=500,
+    default=defaults.PREBUFFER_MS,
     show_default=True,
     help="Audio sent as a burst before real-time pacing starts.",
 )
@@ -115,7 +119,7 @@ LOG_LEVEL = click.option(
 @click.option(
     "--progress-interval",
     type=click.FloatRange(0),
-    default=5.0,
+    default=defaults.PROGRESS_INTERVAL_SECONDS,
     show_default=True,
     help="Seconds of playback between progress events (0: none).",
 )
@@ -128,7 +132,7 @@ LOG_LEVEL = click.option(
 @click.option(
     "--receiver-queue-kib",
     type=click.IntRange(64),
-    default=16 * 1024,
+    default=defaults.RECEIVER_QUEUE_BYTES // 1024,
     show_default=True,
     help="Per-receiver queue; beyond it the oldest audio frames are dropped.",
 )
@@ -173,7 +177,7 @@ def serve(
 
 NODE = click.option(
     "--node",
-    default="http://127.0.0.1:8180",
+    default=defaults.NODE_URL,
     show_default=True,
     envvar="SNOWMUX_NODE",
     help="The node's control API.",
@@ -188,7 +192,7 @@ TOKEN = click.option(
 
 def _control(node: str, token: str | None, action: str, *args: object, **kwargs: object) -> dict:
     """Run one control-API call; print the node's error message and exit 1 on failure."""
-    from .receiver.control import ControlClient, NodeError
+    from .control import ControlClient, NodeError
 
     async def call() -> dict:
         async with ControlClient(node, token) as client:
@@ -268,7 +272,9 @@ def status(session_id: str | None, node: str, token: str | None) -> None:
     default=None,
     help="The node's Unix socket [default: the node's default path].",
 )
-@click.option("--tcp", type=host_port("127.0.0.1"), default=None, help="Connect over TCP instead.")
+@click.option(
+    "--tcp", type=host_port(defaults.HTTP_HOST), default=None, help="Connect over TCP instead."
+)
 @click.option(
     "--out",
     "out_dir",
@@ -278,7 +284,7 @@ def status(session_id: str | None, node: str, token: str | None) -> None:
 )
 @click.option(
     "--ws",
-    type=host_port("127.0.0.1"),
+    type=host_port(defaults.HTTP_HOST),
     default=None,
     help="Serve WebSocket subscribers on HOST:PORT (ws://HOST:PORT/ws?session_id=ID).",
 )
@@ -290,7 +296,7 @@ def status(session_id: str | None, node: str, token: str | None) -> None:
 )
 @click.option(
     "--web",
-    type=host_port("127.0.0.1"),
+    type=host_port(defaults.HTTP_HOST),
     default=None,
     help="Serve the web playground on HOST:PORT (loopback by default).",
 )
@@ -322,7 +328,6 @@ def route(
     log_level: str,
 ) -> None:
     """Receive a node's stream and route every frame to its session's sinks."""
-    from .node.server import default_socket_path
     from .receiver.connection import Endpoint
     from .receiver.route import RouteOptions, run_route
 
@@ -331,7 +336,9 @@ def route(
     live = sys.stdout.isatty() and not report_ndjson
     setup_logging(log_level if not live else "warning")
     endpoint = (
-        Endpoint(tcp=tcp) if tcp else Endpoint(unix_path=socket_path or default_socket_path())
+        Endpoint(tcp=tcp)
+        if tcp
+        else Endpoint(unix_path=socket_path or defaults.default_socket_path())
     )
     options = RouteOptions(
         endpoint=endpoint,
@@ -389,7 +396,7 @@ def conformance() -> None:
 @click.option(
     "--only",
     multiple=True,
-    type=click.Choice(["valid-interleaving", "vectors", "event-escaping", "id-lengths"]),
+    type=click.Choice(defaults.RECEIVER_PROPERTIES),
     help="Run only these properties.",
 )
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)

@@ -15,9 +15,9 @@ from pathlib import Path
 import click
 
 from .analysis import analyse_tones
+from .control import ControlClient
 from .node.server import Node, NodeConfig
 from .receiver.connection import Endpoint, Receiver
-from .receiver.control import ControlClient
 from .receiver.files import FileSink, safe_dirname
 from .receiver.router import Router
 

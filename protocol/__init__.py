@@ -27,6 +27,8 @@ from ._events import (
     FINISH_REASONS,
     PAYLOAD_FORMATS,
     PROTOCOL_VERSION,
+    FinishReason,
+    PayloadFormat,
 )
 from ._frame import (
     DEFAULT_MAX_FRAME_LENGTH,
@@ -55,6 +57,8 @@ __all__ = [
     "MAX_SESSION_ID_LENGTH",
     "MIN_FRAME_LENGTH",
     "PAYLOAD_FORMATS",
+    "FinishReason",
+    "PayloadFormat",
     "PROTOCOL_VERSION",
     "SESSION_ID_FIELD",
     "SESSION_ID_FIELD_SIZE",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Mapping
+from enum import StrEnum
 from typing import Any
 
 from ._frame import MAX_FRAME_LENGTH, MIN_FRAME_LENGTH
@@ -25,14 +26,36 @@ __all__ = [
     "PROTOCOL_VERSION",
     "SEPARATOR",
     "EventProblem",
+    "FinishReason",
+    "PayloadFormat",
     "event_problem",
     "parse_event_line",
     "serialize_event",
 ]
 
 PROTOCOL_VERSION = "snowmux/1"
-PAYLOAD_FORMATS = ("pcm", "opus", "web", "opus-packets")
-FINISH_REASONS = ("finished", "stopped", "replaced")
+
+
+class PayloadFormat(StrEnum):
+    """What the audio bytes of a playback are (SPEC.md section "Payload formats")."""
+
+    PCM = "pcm"
+    OPUS = "opus"
+    WEB = "web"
+    OPUS_PACKETS = "opus-packets"
+
+
+class FinishReason(StrEnum):
+    """Why a playback ended without an error (the ``reason`` of ``finished``)."""
+
+    FINISHED = "finished"
+    STOPPED = "stopped"
+    REPLACED = "replaced"
+
+
+# The wire values, in the order SPEC.md lists them.
+PAYLOAD_FORMATS: tuple[str, ...] = tuple(PayloadFormat)
+FINISH_REASONS: tuple[str, ...] = tuple(FinishReason)
 EVENT_START = ord("{")
 SEPARATOR = ord("\n")
 # 64 KiB: events are control messages of a few hundred bytes; the bound only

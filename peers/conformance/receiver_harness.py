@@ -34,7 +34,8 @@ from snowmux.protocol import (
     load_vectors,
 )
 
-from .reports import error_report, message_report, parse_report_line
+from ..defaults import RECEIVER_PROPERTIES
+from ..protocol.reports import error_report, message_report, parse_report_line
 from .strategies import ID_ALPHABET, events, frames, hostile_text, session_ids
 
 __all__ = ["Example", "PropertyResult", "ReceiverHarness", "expected_reports"]
@@ -340,7 +341,7 @@ class ReceiverHarness:
 
     def run_all(self, only: list[str] | None = None) -> list[PropertyResult]:
         results = []
-        names = ["valid-interleaving", "vectors", "event-escaping", "id-lengths"]
+        names = RECEIVER_PROPERTIES
         strategies = self.properties()
         for name in names:
             if only and name not in only:

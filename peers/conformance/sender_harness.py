@@ -27,11 +27,12 @@ from snowmux.protocol import (
 )
 
 from ..audio_format import FRAME_BYTES, FRAME_SAMPLES, OPUS_SILENCE, SAMPLE_RATE, split_ogg_pages
-from ..receiver.control import ControlClient, NodeError
+from ..control import ControlClient, NodeError
+from ..defaults import SENDER_PROPERTIES, SILENCE_FRAMES, STUTTER_GAP_SECONDS
 
 __all__ = ["SenderHarness", "SenderResult"]
 
-MAX_GAP_SECONDS = 0.100
+MAX_GAP_SECONDS = STUTTER_GAP_SECONDS  # a gap a listener hears as a stutter
 PACED_RATE = (45.0, 55.0)  # frames per second of a paced playback, measured over >= 1 s
 LATENESS_P99_SECONDS = 0.040  # arrival jitter of paced frames, receiver side, loopback
 
@@ -169,14 +170,15 @@ class SenderHarness:
 
     def judge(self) -> list[SenderResult]:
         playbacks = self.playbacks()
-        checks: list[tuple[str, Callable[[list[Playback]], Iterator[str]]]] = [
-            ("framing", self._framing),
-            ("hello-and-events", self._hello_and_events),
-            ("ordering", self._ordering),
-            ("isolation", self._isolation),
-            ("pacing", self._pacing),
-            ("payloads", self._payloads),
+        check_functions: list[Callable[[list[Playback]], Iterator[str]]] = [
+            self._framing,
+            self._hello_and_events,
+            self._ordering,
+            self._isolation,
+            self._pacing,
+            self._payloads,
         ]
+        checks = zip(SENDER_PROPERTIES, check_functions, strict=True)
         results = []
         for name, check in checks:
             problems = list(check(playbacks))
@@ -335,8 +337,8 @@ def _check_packets(label: str, packets: list[bytes]) -> Iterator[str]:
         if samples != FRAME_SAMPLES:
             yield f"{label}: packet {index} decodes to {samples} samples, not 960 (20 ms)"
             return
-    if packets[-5:] != [OPUS_SILENCE] * 5:
-        yield f"{label}: the playback did not end with five Opus silence frames F8 FF FE"
+    if packets[-SILENCE_FRAMES:] != [OPUS_SILENCE] * SILENCE_FRAMES:
+        yield f"{label}: the playback did not end with {SILENCE_FRAMES} Opus silence frames F8 FF FE"
 
 
 def render_sender_results(results: list[SenderResult]) -> Iterator[str]:

@@ -17,14 +17,12 @@ from dataclasses import dataclass
 
 from snowmux.protocol import PROTOCOL_VERSION, encode_event
 
-__all__ = ["DEFAULT_QUEUE_BYTES", "Outgoing", "ReceiverConnection", "ReceiverHub"]
+from ..defaults import RECEIVER_QUEUE_BYTES
+
+__all__ = ["Outgoing", "ReceiverConnection", "ReceiverHub"]
 
 log = logging.getLogger("snowmux.node.receivers")
 
-# 16 MiB per receiver: 4 s of 20 PCM sessions, or minutes of Opus; enough to
-# ride out a receiver's GC pause, small enough that a stalled receiver cannot
-# grow the node's memory without bound.
-DEFAULT_QUEUE_BYTES = 16 * 1024 * 1024
 WRITE_BATCH_BYTES = (
     256 * 1024
 )  # per wake-up: a few ms of all sessions, few syscalls, bounded latency
@@ -144,7 +142,7 @@ class ReceiverHub:
         max_frame_length: int,
         announce: Callable[[], Iterable[bytes]],
         on_drop: Callable[[str], None],
-        queue_bytes: int = DEFAULT_QUEUE_BYTES,
+        queue_bytes: int = RECEIVER_QUEUE_BYTES,
     ) -> None:
         self._hello = encode_event(
             "hello", "", protocol=PROTOCOL_VERSION, max_frame_length=max_frame_length

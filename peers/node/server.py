@@ -12,7 +12,6 @@ import os
 import signal
 import socket
 import stat
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,10 +19,12 @@ from typing import Any
 from aiohttp import web
 from snowmux.protocol import DEFAULT_MAX_FRAME_LENGTH
 
+from .. import defaults
 from ..audio_format import FRAME_SECONDS
+from ..defaults import default_socket_path
 from .api import build_app
 from .codec_pool import CodecPool
-from .hub import DEFAULT_QUEUE_BYTES, ReceiverHub
+from .hub import ReceiverHub
 from .media import MediaPolicy
 from .sessions import NodeContext, NodeStats, SessionManager
 
@@ -32,25 +33,20 @@ __all__ = ["Node", "NodeConfig", "default_socket_path", "run_node"]
 log = logging.getLogger("snowmux.node")
 
 
-def default_socket_path() -> Path:
-    base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
-    return Path(base) / "snowmux.sock"
-
-
 @dataclass
 class NodeConfig:
-    http_host: str = "127.0.0.1"
-    http_port: int = 8180
+    http_host: str = defaults.HTTP_HOST
+    http_port: int = defaults.HTTP_PORT
     socket_path: Path | None = None
     tcp: tuple[str, int] | None = None
     token: str | None = None
     media_root: Path = Path(".")
     allow_remote: bool = False
-    max_sessions: int = 256  # the legacy node's limit; each costs ~1% of a core as Opus
-    prebuffer_ms: int = 500  # the legacy paced buffer
+    max_sessions: int = defaults.MAX_SESSIONS
+    prebuffer_ms: int = defaults.PREBUFFER_MS
     pace: bool = True
-    progress_interval: float = 5.0  # seconds of playback between progress events, as Lavalink
-    queue_bytes: int = DEFAULT_QUEUE_BYTES
+    progress_interval: float = defaults.PROGRESS_INTERVAL_SECONDS
+    queue_bytes: int = defaults.RECEIVER_QUEUE_BYTES
     # One codec process per core: the codecs saturate the cores without ever
     # taking the event loop's GIL (bench.sender measured threads against this).
     workers: int = os.cpu_count() or 1

@@ -18,6 +18,7 @@ from typing import Any
 from snowmux.protocol import encode_event, encode_frame
 
 from ..audio_format import FRAME_SECONDS, OPUS_SILENCE
+from ..defaults import SILENCE_FRAMES
 from .codec_pool import CodecPool, request_fields
 from .hub import ReceiverHub
 from .media import MediaSource
@@ -38,7 +39,6 @@ __all__ = [
 log = logging.getLogger("snowmux.node.sessions")
 
 ACTIVE_STATES = ("starting", "playing", "paused")
-SILENCE_FRAMES = 5  # Discord's clients send five silence frames before going quiet
 KEEP_ENDED = 1024  # ended playbacks kept for /status; bounds the registry
 
 

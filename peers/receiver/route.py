@@ -17,7 +17,8 @@ from typing import Any
 
 from snowmux.protocol import AudioFrame, Event, Message, RemoteProtocolError
 
-from ..conformance.reports import error_report, message_report, report_line
+from ..defaults import NODE_URL
+from ..protocol.reports import error_report, message_report, report_line
 from .connection import Endpoint, IncompatibleNodeError, Receiver
 from .router import Router
 from .sinks import CompositeSink, Sink
@@ -39,7 +40,7 @@ class RouteOptions:
     report_ndjson: bool = False
     web: tuple[str, int] | None = None
     web_token: str | None = None
-    node_url: str = "http://127.0.0.1:8180"
+    node_url: str = NODE_URL
     node_token: str | None = None
 
 
@@ -146,7 +147,7 @@ async def run_route(options: RouteOptions) -> int:
         if options.ws is not None:
             apps.append((hub.app(), options.ws, "websocket sink: ws://%s:%d/ws?session_id=ID"))
         if options.web is not None:
-            from .control import ControlClient
+            from ..control import ControlClient
             from .web import build_web_app
 
             control = ControlClient(options.node_url, options.node_token)

@@ -10,11 +10,10 @@ import math
 import time
 from dataclasses import dataclass, field
 
+from ..defaults import STUTTER_GAP_SECONDS
+
 __all__ = ["STUTTER_GAP_SECONDS", "SessionStats"]
 
-# The legacy client logged a stutter when frames were more than 100 ms apart:
-# five 20 ms frames missing is audible even behind a jitter buffer.
-STUTTER_GAP_SECONDS = 0.100
 RATE_WINDOW_SECONDS = 1.0  # kb/s is re-measured at most once a second
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 from snowmux.protocol import PAYLOAD_FORMATS, SessionIdError, validate_session_id
 
-from .control import ControlClient, NodeError
+from ..control import ControlClient, NodeError
 from .websocket import WebSocketHub
 
 __all__ = ["TONE_PRESETS", "build_web_app"]

@@ -1,5 +1,6 @@
-# Strategy: a small typed client for the node's control API (issue: "Control
-# client"), used by the CLI, the demo, the web playground's proxy and tests.
+# Strategy: a small typed client for the node's control API (SPEC.md section
+# 9), used by the CLI, the demo, the web playground's proxy, the conformance
+# kit and bots. It lives beside the node and the receiver, not inside either.
 # A non-2xx answer raises NodeError carrying the node's own message.
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from urllib.parse import quote
 
 import aiohttp
 
-__all__ = ["DEFAULT_NODE_URL", "ControlClient", "NodeError"]
+from .defaults import NODE_URL
 
-DEFAULT_NODE_URL = "http://127.0.0.1:8180"
+__all__ = ["ControlClient", "NodeError"]
+
 TIMEOUT_SECONDS = 10.0  # a play opens media; a node that needs longer is unhealthy
 
 
@@ -24,7 +26,7 @@ class NodeError(Exception):
 
 
 class ControlClient:
-    def __init__(self, node_url: str = DEFAULT_NODE_URL, token: str | None = None) -> None:
+    def __init__(self, node_url: str = NODE_URL, token: str | None = None) -> None:
         self.node_url = node_url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._session: aiohttp.ClientSession | None = None
