@@ -30,11 +30,11 @@ import time
 from pathlib import Path
 
 import aiohttp
+
 from snowmux.node.encoders import encode_payloads
 from snowmux.node.media import MediaPolicy
 from snowmux.node.pipeline import DecodedAudio, cut_frames
 from snowmux.protocol import AudioFrame, Decoder
-
 from tests.audio_checks import write_tone_file
 from tests.node_helpers import NodeProcess
 

@@ -10,6 +10,7 @@ import construct
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from snowmux.conformance.strategies import ID_ALPHABET, any_session_id, payloads
 from snowmux.protocol import FRAME, Decoder, RemoteProtocolError, SessionIdError, encode_frame
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from snowmux.conformance.strategies import (
     chunk_sizes,
     invalid_session_ids,
@@ -23,7 +24,6 @@ from snowmux.protocol import (
     encode_frame,
     validate_session_id,
 )
-
 from tests.codec_helpers import chunked, collect_until_error, decode_chunks, normalize
 
 

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import click
 
@@ -31,23 +31,32 @@ def inspect(source: BinaryIO, summary: bool) -> None:
     sys.exit(inspect_stream(source, summary))
 
 
-def host_port(default_host: str) -> click.ParamType:
+if TYPE_CHECKING:
+    _HostPortBase = click.ParamType[tuple[str, int]]
+else:  # click's ParamType is generic only in recent releases
+    _HostPortBase = click.ParamType
+
+
+def host_port(default_host: str) -> _HostPortBase:
     """A click type for HOST:PORT (or just PORT, on ``default_host``)."""
 
-    class HostPort(click.ParamType):
+    class HostPort(_HostPortBase):
         name = "HOST:PORT"
 
-        def convert(self, value: object, param: object, ctx: object) -> tuple[str, int]:
+        def convert(
+            self, value: object, param: click.Parameter | None, ctx: click.Context | None
+        ) -> tuple[str, int]:
             if isinstance(value, tuple):
-                return value  # type: ignore[return-value]
+                host_text, port_number = value
+                return (str(host_text), int(port_number))
             text = str(value)
             host, _, port_text = text.rpartition(":")
             try:
                 port = int(port_text)
             except ValueError:
-                self.fail(f"{text!r} is not HOST:PORT", param, ctx)  # type: ignore[arg-type]
+                self.fail(f"{text!r} is not HOST:PORT", param, ctx)
             if not 0 <= port <= 65535:
-                self.fail(f"port {port} out of range", param, ctx)  # type: ignore[arg-type]
+                self.fail(f"port {port} out of range", param, ctx)
             return (host.strip("[]") or default_host, port)
 
     return HostPort()
@@ -153,7 +162,7 @@ def serve(
     log_level: str,
 ) -> None:
     """Run the audio node: HTTP control API + session-multiplexed stream."""
-    from .node import NodeConfig, run_node
+    from .node import NodeConfig, NodeStartError, run_node
 
     setup_logging(log_level)
     config = NodeConfig(
@@ -172,7 +181,10 @@ def serve(
     )
     if codec_processes is not None:
         config.workers = codec_processes
-    asyncio.run(run_node(config))
+    try:
+        asyncio.run(run_node(config))
+    except NodeStartError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 NODE = click.option(
@@ -190,13 +202,15 @@ TOKEN = click.option(
 )
 
 
-def _control(node: str, token: str | None, action: str, *args: object, **kwargs: object) -> dict:
+def _control(
+    node: str, token: str | None, action: str, *args: object, **kwargs: object
+) -> dict[str, Any]:
     """Run one control-API call; print the node's error message and exit 1 on failure."""
     from .control import ControlClient, NodeError
 
-    async def call() -> dict:
+    async def call() -> dict[str, Any]:
         async with ControlClient(node, token) as client:
-            result: dict = await getattr(client, action)(*args, **kwargs)
+            result: dict[str, Any] = await getattr(client, action)(*args, **kwargs)
             return result
 
     try:

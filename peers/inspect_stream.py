@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 import click
+
 from snowmux.protocol import AudioFrame, Decoder, Event, Message, RemoteProtocolError
 
 __all__ = ["StreamSummary", "inspect_stream"]

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+
 from snowmux.protocol import AudioFrame, Decoder, Event, Message
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from click.testing import CliRunner
+
 from snowmux.cli import main
 from snowmux.protocol import encode_event, encode_frame
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from snowmux.protocol import encode_event, encode_frame
 
 from .audio_checks import decode_ogg_opus, dominant_frequency, ffprobe

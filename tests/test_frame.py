@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import construct
 import pytest
+
 from snowmux import protocol
 from snowmux.protocol import FRAME, encode_frame
 

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+
 from snowmux.node.encoders import encode_payloads
 from snowmux.node.pipeline import cut_frames
 from snowmux.node.tone import parse_tone_url, tone_pcm

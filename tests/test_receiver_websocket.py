@@ -7,6 +7,7 @@ import json
 
 import aiohttp
 from aiohttp.test_utils import TestServer
+
 from snowmux.protocol import AudioFrame, Event
 from snowmux.receiver import Router
 from snowmux.receiver.websocket import WebSocketHub

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from snowmux.audio_format import FRAME_BYTES, OPUS_SILENCE
 from snowmux.node.tone import parse_tone_url, tone_pcm
 from snowmux.protocol import AudioFrame, Event

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+
 from snowmux.node.pacing import LatenessWindow, Pacer, Ticker
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from snowmux.audio_format import FRAME_BYTES, OPUS_SILENCE, SAMPLE_RATE, split_ogg_pages
 from snowmux.node.encoders import encode_payloads
 from snowmux.node.media import MediaPolicy, MediaRefused

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import construct
 import pytest
+
 from snowmux.protocol import (
     FRAME,
     MAX_SESSION_ID_LENGTH,

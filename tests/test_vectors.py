@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from snowmux import protocol
 from snowmux.protocol import Decoder, load_vectors
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
+
 from snowmux.protocol import (
     AudioFrame,
     Decoder,

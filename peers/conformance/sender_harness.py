@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import av
+
 from snowmux.protocol import (
     PROTOCOL_VERSION,
     AudioFrame,
@@ -156,11 +157,11 @@ class SenderHarness:
                         done.append(current.pop(sid))
                     current[sid] = Playback(sid, message)
                 elif message.type in ("finished", "error") and sid in current:
-                    playback = current[sid]
-                    if playback.end is None:
-                        playback.end = message
+                    ended = current[sid]
+                    if ended.end is None:
+                        ended.end = message
                     else:
-                        playback.after_end.append(arrival)
+                        ended.after_end.append(arrival)
                 continue
             playback = current.get(sid)
             if playback is None:
@@ -314,7 +315,7 @@ def _check_ogg(label: str, pages: list[bytes]) -> Iterator[str]:
     try:
         import io
 
-        with av.open(io.BytesIO(b"".join(pages)), format="ogg") as container:
+        with av.open(io.BytesIO(b"".join(pages)), mode="r", format="ogg") as container:
             samples = sum(frame.samples for frame in container.decode(audio=0))
     except av.FFmpegError as exc:
         yield f"{label}: the pages do not decode: {exc}"

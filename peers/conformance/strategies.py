@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hypothesis import strategies as st
+
 from snowmux.protocol import FINISH_REASONS, PAYLOAD_FORMATS, AudioFrame, Event, Message
 
 ID_ALPHABET = "".join(map(chr, range(0x21, 0x7F)))

@@ -13,11 +13,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
-from snowmux.protocol import PAYLOAD_FORMATS, SessionIdError, validate_session_id
+
+from snowmux.protocol import PAYLOAD_FORMATS, PayloadFormat, SessionIdError, validate_session_id
 
 from .media import BadMediaUrl, MediaPolicy, MediaRefused
 from .sessions import (
     NotActive,
+    PlaybackState,
     PlayRequest,
     SessionManager,
     TooManySessions,
@@ -84,7 +86,7 @@ async def _play_request(request: web.Request) -> PlayRequest:
         raise ApiError(400, '"bitrate" must be an integer (bits per second)')
     return PlayRequest(
         url=url,
-        format=audio_format,
+        format=PayloadFormat(audio_format),
         start_at=float(_number(body, "start_at", 0.0, 0.0, 1e9)),
         duration=_number(body, "duration", None, 0.0, 1e9),
         bitrate=bitrate,
@@ -171,8 +173,8 @@ def build_app(
                 "uptime_secs": round(time.monotonic() - started, 3),
                 "sessions": {
                     "active": len(active),
-                    "playing": sum(p.state == "playing" for p in active),
-                    "paused": sum(p.state == "paused" for p in active),
+                    "playing": sum(p.state is PlaybackState.PLAYING for p in active),
+                    "paused": sum(p.state is PlaybackState.PAUSED for p in active),
                     "max": sessions.max_sessions,
                 },
                 "totals": {

@@ -1,10 +1,11 @@
 # Strategy: decoding and encoding in worker processes (one per core), so no
 # session's decoding can delay another session's frames and the node's event
 # loop never competes for the GIL with codec work. Each playback is pinned to
-# the least-loaded worker (its PyAV state lives there); requests and replies
-# travel over a pipe per worker, matched by sequence number, read by the
-# event loop when the pipe is readable. If a worker dies, its playbacks fail
-# with an error event and a fresh worker takes its place.
+# the least-loaded worker (its PyAV state lives there); typed requests and
+# replies (codec_messages.py) travel over a pipe per worker, matched by
+# sequence number, read by the event loop when the pipe is readable. If a
+# worker dies, its playbacks fail with an error event and a fresh worker
+# takes its place.
 from __future__ import annotations
 
 import asyncio
@@ -12,29 +13,57 @@ import contextlib
 import itertools
 import logging
 import multiprocessing
-from typing import Any
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from multiprocessing.context import SpawnContext, SpawnProcess
 
+from .codec_messages import (
+    Batch,
+    CloseRequest,
+    Opened,
+    OpenFailed,
+    OpenRequest,
+    Quit,
+    Reply,
+    Request,
+    TakeRequest,
+)
 from .codec_worker import worker_main
 from .encoders import Payload
 from .media import MediaSource
 from .pipeline import MediaError
+from .play_request import PlayRequest
 
 __all__ = ["CodecPool", "RemotePipeline"]
 
 log = logging.getLogger("snowmux.node.codecs")
 
+WORKER_CRASHED = "the codec worker of this playback crashed"
+
 
 class _Worker:
-    def __init__(self, context: Any, index: int) -> None:
+    def __init__(self, context: SpawnContext, index: int) -> None:
         self.index = index
         self.connection, child = multiprocessing.Pipe()
-        self.process = context.Process(
+        self.process: SpawnProcess = context.Process(
             target=worker_main, args=(child,), daemon=True, name=f"snowmux-codec-{index}"
         )
         self.process.start()
         child.close()
-        self.pending: dict[int, asyncio.Future[Any]] = {}
+        self.pending: dict[int, asyncio.Future[Reply]] = {}
         self.playbacks = 0
+        self.alive = True
+
+    def send(self, request: Request) -> None:
+        self.connection.send(request)
+
+    def receive_ready(self) -> list[Reply]:
+        """Every reply already in the pipe (raises EOFError/OSError if the worker died)."""
+        replies = []
+        connection: Connection = self.connection
+        while connection.poll():
+            replies.append(connection.recv())
+        return replies
 
 
 class CodecPool:
@@ -45,6 +74,11 @@ class CodecPool:
         self._seq = itertools.count()
         self._playback_ids = itertools.count(1)
 
+    @property
+    def worker_pids(self) -> list[int]:
+        """The process IDs of the live codec workers (for CPU accounting and tests)."""
+        return [w.process.pid for w in self._workers if w.process.pid is not None]
+
     def start(self) -> None:
         loop = asyncio.get_running_loop()
         for index in range(self.size):
@@ -54,21 +88,23 @@ class CodecPool:
 
     def _on_readable(self, worker: _Worker) -> None:
         try:
-            while worker.connection.poll():
-                reply = worker.connection.recv()
-                future = worker.pending.pop(reply[1], None)
+            for reply in worker.receive_ready():
+                future = worker.pending.pop(reply.seq, None)
                 if future is not None and not future.done():
                     future.set_result(reply)
         except (EOFError, OSError):
             self._replace(worker)
 
     def _replace(self, worker: _Worker) -> None:
+        if not worker.alive:
+            return
+        worker.alive = False
         loop = asyncio.get_running_loop()
         loop.remove_reader(worker.connection.fileno())
         log.error("codec worker %d died; its playbacks fail and a new worker starts", worker.index)
         for future in worker.pending.values():
             if not future.done():
-                future.set_exception(MediaError("the codec worker of this playback crashed"))
+                future.set_exception(MediaError(WORKER_CRASHED))
         worker.pending.clear()
         with contextlib.suppress(Exception):
             worker.connection.close()
@@ -76,37 +112,46 @@ class CodecPool:
         self._workers[self._workers.index(worker)] = fresh
         loop.add_reader(fresh.connection.fileno(), self._on_readable, fresh)
 
-    async def _ask(self, worker: _Worker, *request: Any) -> Any:
+    async def ask(self, worker: _Worker, make: Callable[[int], Request]) -> Reply:
+        """Send ``make(seq)`` to ``worker`` and wait for the reply to that sequence number."""
+        if not worker.alive:
+            raise MediaError(WORKER_CRASHED)
         seq = next(self._seq)
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         worker.pending[seq] = future
         try:
-            worker.connection.send((request[0], seq, *request[1:]))
+            worker.send(make(seq))
         except (BrokenPipeError, OSError):
             worker.pending.pop(seq, None)
             self._replace(worker)
-            raise MediaError("the codec worker of this playback crashed") from None
+            raise MediaError(WORKER_CRASHED) from None
         return await future
 
     async def open(
-        self, source: MediaSource, fields: dict[str, Any]
+        self, source: MediaSource, play: PlayRequest
     ) -> tuple[RemotePipeline, float | None]:
         """Open a playback in a worker; raise MediaError if it cannot be played."""
         worker = min(self._workers, key=lambda w: w.playbacks)
         playback = next(self._playback_ids)
         worker.playbacks += 1
-        reply = await self._ask(worker, "open", playback, source, fields)
-        if reply[0] == "failed":
+        try:
+            reply = await self.ask(worker, lambda seq: OpenRequest(seq, playback, source, play))
+        except MediaError:
             worker.playbacks -= 1
-            raise MediaError(reply[2])
-        return RemotePipeline(self, worker, playback), reply[2]
+            raise
+        if isinstance(reply, Opened):
+            return RemotePipeline(self, worker, playback), reply.duration
+        worker.playbacks -= 1
+        if isinstance(reply, OpenFailed):
+            raise MediaError(reply.message)
+        raise MediaError(f"codec worker answered {type(reply).__name__} to an open")
 
     async def close(self) -> None:
         loop = asyncio.get_running_loop()
         for worker in self._workers:
             loop.remove_reader(worker.connection.fileno())
             with contextlib.suppress(Exception):
-                worker.connection.send(("quit", -1))
+                worker.send(Quit())
         for worker in self._workers:
             await loop.run_in_executor(None, worker.process.join, 2)
             if worker.process.is_alive():
@@ -126,23 +171,20 @@ class RemotePipeline:
 
     async def take(self, count: int) -> tuple[list[Payload], str | None]:
         """Up to ``count`` payloads ([] at the end) and the decode error that ended them, if any."""
-        if self._worker not in self._pool._workers:
-            return [], "the codec worker of this playback crashed"
-        reply = await self._pool._ask(self._worker, "take", self._playback, count)
-        payloads = [Payload(data, is_header) for data, is_header in reply[2]]
-        return payloads, reply[3]
+        if not self._worker.alive:
+            return [], WORKER_CRASHED
+        playback = self._playback
+        reply = await self._pool.ask(self._worker, lambda seq: TakeRequest(seq, playback, count))
+        if not isinstance(reply, Batch):
+            raise MediaError(f"codec worker answered {type(reply).__name__} to a take")
+        return [Payload(data, is_header) for data, is_header in reply.payloads], reply.error
 
     async def aclose(self) -> None:
         if self._closed:
             return
         self._closed = True
         self._worker.playbacks -= 1
-        if self._worker in self._pool._workers:
+        if self._worker.alive:
             with contextlib.suppress(MediaError):
-                await self._pool._ask(self._worker, "close", self._playback)
-
-
-def request_fields(
-    format: str, start_at: float, bitrate: int | None, volume: float
-) -> dict[str, Any]:
-    return {"format": format, "start_at": start_at, "bitrate": bitrate, "volume": volume}
+                playback = self._playback
+                await self._pool.ask(self._worker, lambda seq: CloseRequest(seq, playback))

@@ -1,19 +1,32 @@
 # Strategy: the worker-process side of the codec pool. Each worker owns the
-# PyAV pipelines of the playbacks assigned to it and answers requests from
-# the node, one at a time, over a multiprocessing pipe:
-#   ("open", seq, playback, source, request) -> ("opened", seq, duration) | ("failed", seq, msg)
-#   ("take", seq, playback, count)           -> ("batch", seq, [(bytes, is_header)], error)
-#   ("close", seq, playback)                 -> ("closed", seq)
+# PyAV pipelines of the playbacks assigned to it and answers the node's typed
+# requests (codec_messages.py), one at a time, over a multiprocessing pipe:
+#   OpenRequest  -> Opened(duration) | OpenFailed(message)
+#   TakeRequest  -> Batch(payloads, error)
+#   CloseRequest -> Closed
+#   Quit         -> the worker returns
 # A decode error is returned with the payloads decoded before it, so nothing
 # decoded is lost. Running the codecs here, not in threads of the node,
 # leaves the node's GIL to its event loop (see bench/sender.py).
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from itertools import islice
 from multiprocessing.connection import Connection
-from typing import Any
 
+from snowmux.protocol import PayloadFormat
+
+from .codec_messages import (
+    Batch,
+    Closed,
+    CloseRequest,
+    Opened,
+    OpenFailed,
+    OpenRequest,
+    Quit,
+    Request,
+    TakeRequest,
+)
 from .encoders import Payload, encode_payloads
 from .pipeline import DecodedAudio, MediaError, VolumeStage, cut_frames
 
@@ -21,8 +34,8 @@ __all__ = ["playback_payloads", "worker_main"]
 
 
 def playback_payloads(
-    audio: DecodedAudio, audio_format: str, bitrate: int | None, volume: float
-) -> Iterator[Payload]:
+    audio: DecodedAudio, audio_format: PayloadFormat, bitrate: int | None, volume: float
+) -> Generator[Payload, None, None]:
     """The payloads of one playback: decode, cut into 20 ms, adjust volume, encode."""
     try:
         frames = cut_frames(audio.pcm())
@@ -45,48 +58,49 @@ def _take(payloads: Iterator[Payload], count: int) -> tuple[list[tuple[bytes, bo
     return batch, None
 
 
+def _open(
+    request: OpenRequest,
+) -> tuple[Opened | OpenFailed, Generator[Payload, None, None] | None]:
+    play = request.play
+    audio = DecodedAudio(request.source, play.start_at)
+    try:
+        duration = audio.open()
+    except MediaError as exc:
+        return OpenFailed(request.seq, str(exc)), None
+    except Exception as exc:
+        return OpenFailed(request.seq, f"cannot open {request.source.url}: {exc}"), None
+    payloads = playback_payloads(audio, play.format, play.bitrate, play.volume)
+    return Opened(request.seq, duration), payloads
+
+
 def worker_main(connection: Connection) -> None:
     # Not niced: measured with bench.sender, a lower priority starved the
     # codecs (p99 lateness 6 ms -> 1 s at 176 sessions) more than it helped
     # the event loop, which needs only a fifth of a core.
-    playbacks: dict[int, Iterator[Payload]] = {}
+    playbacks: dict[int, Generator[Payload, None, None]] = {}
     while True:
         try:
-            request: Any = connection.recv()
+            request: Request = connection.recv()
         except (EOFError, OSError):
             return  # the node went away
-        kind, seq = request[0], request[1]
-        if kind == "quit":
+        if isinstance(request, Quit):
             return
-        if kind == "open":
-            _, _, playback, source, request_fields = request
-            audio = DecodedAudio(source, request_fields["start_at"])
-            try:
-                duration = audio.open()
-            except MediaError as exc:
-                connection.send(("failed", seq, str(exc)))
-                continue
-            except Exception as exc:
-                connection.send(("failed", seq, f"cannot open {source.url}: {exc}"))
-                continue
-            playbacks[playback] = playback_payloads(
-                audio, request_fields["format"], request_fields["bitrate"], request_fields["volume"]
-            )
-            connection.send(("opened", seq, duration))
-        elif kind == "take":
-            _, _, playback, count = request
-            payloads = playbacks.get(playback)
-            if payloads is None:
-                connection.send(("batch", seq, [], None))
-                continue
-            batch, error = _take(payloads, count)
-            if error is not None or not batch:
-                playbacks.pop(playback, None)
-            connection.send(("batch", seq, batch, error))
-        elif kind == "close":
-            payloads = playbacks.pop(request[2], None)
+        if isinstance(request, OpenRequest):
+            reply, payloads = _open(request)
             if payloads is not None:
-                close = getattr(payloads, "close", None)
-                if close is not None:
-                    close()
-            connection.send(("closed", seq))
+                playbacks[request.playback] = payloads
+            connection.send(reply)
+        elif isinstance(request, TakeRequest):
+            generator = playbacks.get(request.playback)
+            if generator is None:
+                connection.send(Batch(request.seq, [], None))
+                continue
+            batch, error = _take(generator, request.max_payloads)
+            if error is not None or not batch:
+                playbacks.pop(request.playback, None)
+            connection.send(Batch(request.seq, batch, error))
+        elif isinstance(request, CloseRequest):
+            finished = playbacks.pop(request.playback, None)
+            if finished is not None:
+                finished.close()
+            connection.send(Closed(request.seq))

@@ -15,6 +15,8 @@ from typing import Any
 
 import av
 
+from snowmux.protocol import PayloadFormat
+
 from ..audio_format import FRAME_SAMPLES, SAMPLE_RATE, split_ogg_pages
 
 __all__ = [
@@ -23,7 +25,12 @@ __all__ = [
     "encode_payloads",
 ]
 
-DEFAULT_BITRATES = {"opus": 128_000, "web": 256_000, "opus-packets": 128_000}
+# SPEC.md [P4]: opus 128 kb/s; web 256 kb/s, transparent for music in a browser.
+DEFAULT_BITRATES = {
+    PayloadFormat.OPUS: 128_000,
+    PayloadFormat.WEB: 256_000,
+    PayloadFormat.OPUS_PACKETS: 128_000,
+}
 OGG_HEADER_PAGES = 2  # OpusHead and OpusTags (RFC 7845, section 3)
 _TIME_BASE = Fraction(1, SAMPLE_RATE)
 
@@ -101,13 +108,15 @@ def _ogg_pages(frames: Iterator[bytes], bitrate: int) -> Iterator[Payload]:
     yield from drained()
 
 
-def encode_payloads(format: str, frames: Iterator[bytes], bitrate: int | None) -> Iterator[Payload]:
+def encode_payloads(
+    format: PayloadFormat, frames: Iterator[bytes], bitrate: int | None
+) -> Iterator[Payload]:
     """The payload sequence of one playback in ``format``."""
-    if format == "pcm":
+    if format == PayloadFormat.PCM:
         return (Payload(frame) for frame in frames)
     rate = bitrate or DEFAULT_BITRATES[format]
-    if format == "opus-packets":
+    if format == PayloadFormat.OPUS_PACKETS:
         return _opus_packets(frames, rate)
-    if format in ("opus", "web"):
+    if format in (PayloadFormat.OPUS, PayloadFormat.WEB):
         return _ogg_pages(frames, rate)
     raise ValueError(f"unknown format {format!r}")

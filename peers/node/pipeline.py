@@ -7,7 +7,7 @@
 # samples before start_at are dropped using the resampler's output pts.
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from fractions import Fraction
 from typing import Any
 
@@ -100,7 +100,7 @@ def _frames(container: Any, stream: Any) -> Iterator[Any]:
         yield from packet.decode()
 
 
-def _trimmed(out: Any, position: int | None, target: int) -> Iterator[bytes]:
+def _trimmed(out: Any, position: int | None, target: int) -> Generator[bytes, None, int]:
     """Yield the part of a resampled frame at or after ``target``; return the new position."""
     data = bytes(out.planes[0])[: out.samples * BYTES_PER_SAMPLE]  # planes may be padded
     if position is None:
@@ -168,4 +168,6 @@ class VolumeStage:
             self._pts += samples
             self._graph.push(frame)
             out = self._graph.pull()
+            if not isinstance(out, av.AudioFrame):
+                raise MediaError("the volume filter returned a video frame")
             yield bytes(out.planes[0])[: out.samples * BYTES_PER_SAMPLE]

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+
 from snowmux.protocol import DEFAULT_MAX_FRAME_LENGTH
 
 from .. import defaults
@@ -28,9 +29,13 @@ from .hub import ReceiverHub
 from .media import MediaPolicy
 from .sessions import NodeContext, NodeStats, SessionManager
 
-__all__ = ["Node", "NodeConfig", "default_socket_path", "run_node"]
+__all__ = ["Node", "NodeConfig", "NodeStartError", "run_node"]
 
 log = logging.getLogger("snowmux.node")
+
+
+class NodeStartError(Exception):
+    """The node cannot start as configured (the socket path is taken, ...)."""
 
 
 @dataclass
@@ -98,9 +103,9 @@ class Node:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.http_host, self.config.http_port)
         await site.start()
-        server = getattr(site, "_server", None)
-        if server is not None and server.sockets:
-            self.http_port = server.sockets[0].getsockname()[1]
+        for address in self._runner.addresses:  # the real port when 0 asked for any
+            self.http_port = address[1]
+            break
         log.info("control API: http://%s:%d", self.config.http_host, self.http_port)
 
     async def _start_unix(self) -> None:
@@ -108,9 +113,9 @@ class Node:
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.exists() or path.is_symlink():
             if not stat.S_ISSOCK(path.lstat().st_mode):
-                raise SystemExit(f"{path} exists and is not a socket; refusing to replace it")
+                raise NodeStartError(f"{path} exists and is not a socket; refusing to replace it")
             if _socket_is_live(path):
-                raise SystemExit(f"another node is listening on {path}")
+                raise NodeStartError(f"another node is listening on {path}")
             path.unlink()  # stale socket from a node that died
         old_umask = os.umask(0o177)
         try:

@@ -13,17 +13,19 @@ import logging
 import time
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
-from snowmux.protocol import encode_event, encode_frame
+from snowmux.protocol import FinishReason, PayloadFormat, encode_event, encode_frame
 
 from ..audio_format import FRAME_SECONDS, OPUS_SILENCE
 from ..defaults import SILENCE_FRAMES
-from .codec_pool import CodecPool, request_fields
+from .codec_pool import CodecPool
 from .hub import ReceiverHub
 from .media import MediaSource
 from .pacing import LATE_AFTER_SECONDS, LatenessWindow, Pacer, Ticker
 from .pipeline import MediaError
+from .play_request import PlayRequest
 from .source import PayloadSource
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "NotActive",
     "PlayRequest",
     "Playback",
+    "PlaybackState",
     "SessionManager",
     "TooManySessions",
     "UnknownSession",
@@ -38,7 +41,20 @@ __all__ = [
 
 log = logging.getLogger("snowmux.node.sessions")
 
-ACTIVE_STATES = ("starting", "playing", "paused")
+
+class PlaybackState(StrEnum):
+    """Where a playback is in its life (the ``state`` of GET status)."""
+
+    STARTING = "starting"
+    PLAYING = "playing"
+    PAUSED = "paused"
+    FINISHED = "finished"
+    STOPPED = "stopped"
+    REPLACED = "replaced"
+    ERROR = "error"
+
+
+ACTIVE_STATES = frozenset({PlaybackState.STARTING, PlaybackState.PLAYING, PlaybackState.PAUSED})
 KEEP_ENDED = 1024  # ended playbacks kept for /status; bounds the registry
 
 
@@ -52,16 +68,6 @@ class NotActive(Exception):
 
 class TooManySessions(Exception):
     """--max-sessions active sessions already (HTTP 429)."""
-
-
-@dataclass(frozen=True, slots=True)
-class PlayRequest:
-    url: str
-    format: str = "pcm"
-    start_at: float = 0.0
-    duration: float | None = None  # the caller's hint, used when probing finds none
-    bitrate: int | None = None
-    volume: float = 1.0
 
 
 @dataclass
@@ -100,7 +106,7 @@ class Playback:
         self.request = request
         self.source = source
         self.node = node
-        self.state = "starting"
+        self.state = PlaybackState.STARTING
         self.duration: float | None = request.duration
         self.error: str | None = None
         self.frames_sent = 0
@@ -152,33 +158,33 @@ class Playback:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     def pause(self) -> None:
-        if self.state == "playing":
-            self.state = "paused"
+        if self.state is PlaybackState.PLAYING:
+            self.state = PlaybackState.PAUSED
             self._resume.clear()
             self._send_silence()
             log.info("session %s paused at %.2fs", self.session_id, self.position_secs)
 
     def resume(self) -> None:
-        if self.state == "paused":
-            self.state = "playing"
+        if self.state is PlaybackState.PAUSED:
+            self.state = PlaybackState.PLAYING
             self._pacer.restart(self.audio_frames)
             self._silent_since_pause = False
             self._resume.set()
             log.info("session %s resumed at %.2fs", self.session_id, self.position_secs)
 
-    def end(self, reason: str) -> None:
+    def end(self, reason: FinishReason) -> None:
         """finished / stopped / replaced: queue the closing frames and event, stop the task."""
         if not self.active:
             return
-        self._close("finished", reason, reason=reason)
+        self._close("finished", PlaybackState(reason.value), reason=reason)
 
     def fail(self, message: str) -> None:
         if not self.active:
             return
         self.error = message
-        self._close("error", "error", message=message)
+        self._close("error", PlaybackState.ERROR, message=message)
 
-    def _close(self, event_type: str, state: str, **fields: Any) -> None:
+    def _close(self, event_type: str, state: PlaybackState, **fields: Any) -> None:
         started = self.ready_sent
         self.state = state
         if started:
@@ -211,7 +217,7 @@ class Playback:
         stats.bytes_sent += len(data)
 
     def _send_silence(self) -> None:
-        if self.request.format == "opus-packets" and not self._silent_since_pause:
+        if self.request.format is PayloadFormat.OPUS_PACKETS and not self._silent_since_pause:
             for _ in range(SILENCE_FRAMES):
                 self._send(OPUS_SILENCE, droppable=False)
             self._silent_since_pause = True
@@ -233,10 +239,8 @@ class Playback:
     # -- the task -----------------------------------------------------------
 
     async def _run(self) -> None:
-        request = self.request
-        fields = request_fields(request.format, request.start_at, request.bitrate, request.volume)
         try:
-            pipeline, probed = await self.node.codecs.open(self.source, fields)
+            pipeline, probed = await self.node.codecs.open(self.source, self.request)
         except MediaError as exc:
             self.fail(str(exc))
             return
@@ -256,13 +260,14 @@ class Playback:
             log.exception("session %s: playback failed", self.session_id)
             self.fail(f"playback failed: {exc}")
         else:
-            self.end("finished")
+            self.end(FinishReason.FINISHED)
         finally:
             self.node.spawn(source.aclose())
 
     async def _play(self, source: PayloadSource) -> None:
         first = await source.next()  # decode errors surface before ready
-        self.state = "playing" if self.state == "starting" else self.state
+        if self.state is PlaybackState.STARTING:
+            self.state = PlaybackState.PLAYING
         self.node.hub.send_event(self.ready_event())
         self.ready_sent = True
         self.node.stats.playbacks_started += 1
@@ -336,7 +341,7 @@ class SessionManager:
                 f"{self.max_sessions} sessions are active (--max-sessions); stop one first"
             )
         if current is not None:
-            current.end("replaced")
+            current.end(FinishReason.REPLACED)
             del self.playbacks[session_id]  # re-insert: dict order = recency, for pruning
         playback = Playback(session_id, request, source, self.node)
         self.playbacks[session_id] = playback
@@ -353,7 +358,7 @@ class SessionManager:
     def stop(self, session_id: str) -> Playback | None:
         playback = self.playbacks.get(session_id)
         if playback is not None:
-            playback.end("stopped")
+            playback.end(FinishReason.STOPPED)
         return playback
 
     def pause(self, session_id: str) -> Playback:
@@ -390,6 +395,6 @@ class SessionManager:
     async def stop_all(self) -> None:
         """End every playback (finished: stopped) and wait for their tasks to wind up."""
         for playback in self.active():
-            playback.end("stopped")
+            playback.end(FinishReason.STOPPED)
         tasks = [p.task for p in self.playbacks.values() if p.task is not None]
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 import av
+
 from snowmux.protocol import AudioFrame, Event
 
 from ..audio_format import FRAME_SAMPLES, SAMPLE_RATE

@@ -107,7 +107,7 @@ class Router:
                 self.dropped_frames += 1
                 continue
             try:
-                sink.on_frame(message)  # type: ignore[arg-type]
+                sink.on_frame(message)
             except Exception:
                 self._sink_failed(route, "on_frame")
 

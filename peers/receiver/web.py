@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+
 from snowmux.protocol import PAYLOAD_FORMATS, SessionIdError, validate_session_id
 
 from ..control import ControlClient, NodeError

@@ -17,6 +17,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 
 from aiohttp import WSMsgType, web
+
 from snowmux.protocol import AudioFrame, Event, SessionIdError, validate_session_id
 
 __all__ = ["WebSocketClient", "WebSocketHub"]
