@@ -35,8 +35,7 @@ from snowmux.node.encoders import encode_payloads
 from snowmux.node.media import MediaPolicy
 from snowmux.node.pipeline import DecodedAudio, cut_frames
 from snowmux.protocol import AudioFrame, Decoder
-from tests.audio_checks import write_tone_file
-from tests.node_helpers import NodeProcess
+from snowmux.testing import NodeProcess, write_tone_file
 
 LATENESS_P99_TARGET_MS = 10.0
 CAPACITY_TARGET = 0.7

@@ -24,7 +24,7 @@ from snowmux.protocol import (
     encode_frame,
     validate_session_id,
 )
-from tests.codec_helpers import chunked, collect_until_error, decode_chunks, normalize
+from snowmux.protocol.testing import chunked, collect_until_error, decode_chunks, normalize
 
 
 @pytest.mark.spec("B1", "E4")

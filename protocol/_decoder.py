@@ -4,9 +4,11 @@
 # Bytes in, AudioFrame/Event out; no I/O, no clock. Linear time whatever the
 # chunking: a big payload inside a chunk is a read-only view of it, never a
 # copy (the chunk is immutable bytes, so that is safe), a small one is one
-# cheap copy; a frame split across chunks keeps zero-copy views of its pieces
-# (tiny reads merged) and is joined exactly once when complete, and nothing is
-# buffered before its length passed the limit check. An event is searched for
+# cheap copy; a frame split across chunks keeps its pieces (a zero-copy view
+# when the piece is at least half of its chunk, else a copy, so a small piece
+# never pins a big chunk; tiny reads merged) and is joined exactly once when
+# complete; its 24-byte ID field is read from the first pieces alone, as soon
+# as they arrived. Nothing is buffered before its length passed the limit check. An event is searched for
 # its newline only in bytes not searched before.
 # Construct never sees a partial buffer: the header is peeked with the struct
 # derived from FRAME and the ID field goes through the same rules as FRAME's
@@ -298,7 +300,7 @@ class Decoder:
             parts.append(piece.tobytes())  # don't pin a chunk over twice the piece
         self._filled = had + take
         if self._body_session_id is None and self._filled >= SESSION_ID_FIELD_SIZE:
-            field = b"".join(self._parts)[:SESSION_ID_FIELD_SIZE]
+            field = _first_bytes(self._parts, SESSION_ID_FIELD_SIZE)
             self._body_session_id = self._session_id(
                 field, self._message_start + LENGTH_PREFIX_SIZE
             )
@@ -390,3 +392,15 @@ class Decoder:
             missing_is_exact=False,
             session_id=None,
         )
+
+
+def _first_bytes(parts: list[Any], size: int) -> bytes:
+    """The first ``size`` bytes of ``parts``, joining only the pieces that hold them."""
+    head: list[Any] = []
+    held = 0
+    for part in parts:
+        head.append(part)
+        held += len(part)
+        if held >= size:
+            break
+    return b"".join(head)[:size]

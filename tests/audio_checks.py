@@ -83,34 +83,3 @@ def ffprobe(path: Path, *extra: str) -> dict:
         timeout=60,
     )
     return json.loads(result.stdout)
-
-
-def write_tone_file(
-    path: Path,
-    frequency: float,
-    seconds: float,
-    rate: int,
-    channels: int,
-    codec: str,
-    container_format: str | None = None,
-) -> Path:
-    """Encode a sine tone to a media file with PyAV (any codec, rate, layout)."""
-    layout = "mono" if channels == 1 else "stereo"
-    t = np.arange(int(seconds * rate)) / rate
-    wave = (0.4 * 32767 * np.sin(2 * np.pi * frequency * t)).astype("<i2")
-    interleaved = np.repeat(wave[:, None], channels, axis=1).reshape(1, -1)
-    with av.open(str(path), "w", format=container_format) as out:
-        stream = out.add_stream(codec, rate=rate, layout=layout)
-        frame_size = stream.codec_context.frame_size or 1024
-        for start in range(0, len(t), frame_size):
-            chunk = interleaved[:, start * channels : (start + frame_size) * channels]
-            frame = av.AudioFrame.from_ndarray(
-                np.ascontiguousarray(chunk), format="s16", layout=layout
-            )
-            frame.sample_rate = rate
-            frame.pts = start
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return path

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import re
 import signal
 import subprocess
 import sys
@@ -17,97 +15,21 @@ from typing import Any
 import aiohttp
 
 from snowmux.protocol import AudioFrame, Decoder, Event, Message
+from snowmux.testing import NodeProcess, stop_process
+
+__all__ = [
+    "ROOT",
+    "NodeProcess",
+    "Recorder",
+    "RouteProcess",
+    "call",
+    "free_port",
+    "play",
+    "snowmux",
+    "stop_process",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
-READY = re.compile(r"snowmux node ready: (http://\S+) socket=(\S+)")
-
-
-def stop_process(process: subprocess.Popen[Any], sig: int, timeout: float) -> int:
-    """Signal a process, wait for it, kill it if it does not stop in time."""
-    if process.poll() is None:
-        process.send_signal(sig)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    return process.returncode
-
-
-class NodeProcess:
-    """`python -m snowmux.cli serve` on an ephemeral HTTP port and a temp socket."""
-
-    def __init__(
-        self,
-        workdir: Path,
-        *args: str,
-        env: dict[str, str] | None = None,
-        media_root: Path | None = None,
-    ) -> None:
-        self.workdir = workdir
-        self.socket_path = workdir / "node.sock"
-        self.media_root = media_root or workdir
-        self.args = args
-        self.env = {**os.environ, **(env or {})}
-        self.log_path = workdir / "node.log"
-        self.process: subprocess.Popen[str] | None = None
-        self.url = ""
-
-    def start(self, timeout: float = 20.0) -> NodeProcess:
-        command = [
-            sys.executable,
-            "-m",
-            "snowmux.cli",
-            "serve",
-            "--http",
-            "127.0.0.1:0",
-            "--socket",
-            str(self.socket_path),
-            "--media-root",
-            str(self.media_root),
-            "--log-level",
-            "debug",
-            *self.args,
-        ]
-        self._log = open(self.log_path, "a")
-        self.process = subprocess.Popen(
-            command, cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=self._log, text=True
-        )
-        deadline = time.monotonic() + timeout
-        assert self.process.stdout is not None
-        while time.monotonic() < deadline:
-            line = self.process.stdout.readline()
-            if not line:
-                break
-            match = READY.search(line)
-            if match:
-                self.url = match.group(1)
-                return self
-        self.stop()
-        raise RuntimeError(f"node did not start: {self.log_path.read_text()[-3000:]}")
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    def rss_kib(self) -> int:
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        raise RuntimeError("no VmRSS")
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
-        if self.process is None:
-            return 0
-        self._log.close()
-        return stop_process(self.process, sig, timeout)
-
-    def __enter__(self) -> NodeProcess:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 async def call(

@@ -18,8 +18,7 @@ from snowmux.protocol import (
     encode_event,
     encode_frame,
 )
-
-from .codec_helpers import chunked, decode_chunks, event, round_trip
+from snowmux.protocol.testing import chunked, decode_chunks, event, round_trip
 
 
 @pytest.mark.spec("B1", "O1")

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from .audio_checks import dominant_frequency, write_tone_file
+from snowmux.testing import write_tone_file
+
+from .audio_checks import dominant_frequency
 from .node_helpers import NodeProcess, Recorder, call
 
 pytestmark = pytest.mark.slow

@@ -16,13 +16,13 @@ from snowmux.audio_format import FRAME_BYTES, OPUS_SILENCE
 from snowmux.node.tone import parse_tone_url, tone_pcm
 from snowmux.protocol import AudioFrame, Event
 from snowmux.receiver import Endpoint, FrameQueue, Receiver, Router
+from snowmux.testing import write_tone_file
 
 from .audio_checks import (
     decode_ogg_opus,
     decode_opus_packets,
     dominant_frequency,
     ffprobe,
-    write_tone_file,
 )
 from .node_helpers import NodeProcess, Recorder, call, play
 

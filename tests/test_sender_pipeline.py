@@ -15,13 +15,13 @@ from snowmux.node.encoders import encode_payloads
 from snowmux.node.media import MediaPolicy, MediaRefused
 from snowmux.node.pipeline import DecodedAudio, MediaError, VolumeStage, cut_frames
 from snowmux.node.tone import parse_tone_url, tone_pcm
+from snowmux.testing import write_tone_file
 
 from .audio_checks import (
     decode_ogg_opus,
     decode_opus_packets,
     dominant_frequency,
     ffprobe,
-    write_tone_file,
 )
 
 

@@ -8,8 +8,7 @@ import pytest
 
 from snowmux import protocol
 from snowmux.protocol import Decoder, load_vectors
-
-from .codec_helpers import chunked, collect_until_error, decode_three_ways
+from snowmux.protocol.testing import chunked, collect_until_error, decode_three_ways
 
 VECTORS = load_vectors()
 

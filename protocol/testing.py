@@ -1,10 +1,33 @@
-"""Helpers shared by the codec tests and fuzz/: run readers several ways."""
+"""Helpers to test a reader of snowmux streams several ways (the house's h11 habits).
+
+Pure functions over bytes and messages, shared by this project's tests and
+fuzz targets and usable by anyone checking a decoder: cut a stream into
+chunks, decode it whole / byte by byte / with trailing bytes and insist the
+results agree, and wire an encoder to a decoder (``round_trip``). A
+disagreement raises ``AssertionError`` (explicitly, so ``python -O`` keeps
+the checks).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 
-from snowmux.protocol import AudioFrame, Decoder, Event, Message, RemoteProtocolError, encode
+from ._decoder import Decoder
+from ._encoder import encode
+from ._errors import RemoteProtocolError
+from ._messages import AudioFrame, Event, Message
+
+__all__ = [
+    "TRAILING",
+    "Normalized",
+    "chunked",
+    "collect_until_error",
+    "decode_chunks",
+    "decode_three_ways",
+    "event",
+    "normalize",
+    "round_trip",
+]
 
 Normalized = tuple[str, str, object]
 TRAILING = b"\x00\x00\x00"  # the start of a frame header that never completes
@@ -50,8 +73,10 @@ def decode_three_ways(
     bytewise = decode_chunks(chunked(data, [1]), make_decoder())
     decoder = make_decoder()
     trailing = [normalize(m) for m in decoder.feed(data + TRAILING)]
-    assert decoder.buffered == len(TRAILING)
-    assert whole == bytewise == trailing
+    if decoder.buffered != len(TRAILING):
+        raise AssertionError(f"{decoder.buffered} bytes buffered, expected {len(TRAILING)}")
+    if not whole == bytewise == trailing:
+        raise AssertionError("whole, byte-by-byte and trailing-bytes decodes disagree")
     return whole
 
 
@@ -74,9 +99,11 @@ def round_trip(messages: list[Message], chunk_sizes: Iterable[int] = ()) -> list
     """Two peers: encoder -> bytes -> decoder; assert every message survives."""
     stream = b"".join(encode(m) for m in messages)
     got = decode_chunks(chunked(stream, chunk_sizes) if chunk_sizes else [stream])
-    assert got == [normalize(m) for m in messages]
+    if got != [normalize(m) for m in messages]:
+        raise AssertionError(f"round trip changed the messages: {got!r}")
     return got
 
 
 def event(type: str, session_id: str, **fields: object) -> Event:
+    """An Event built and validated as the encoder would."""
     return Event.create(type, session_id, **fields)
