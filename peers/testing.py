@@ -47,9 +47,10 @@ class NodeProcess:
         *args: str,
         env: dict[str, str] | None = None,
         media_root: Path | None = None,
+        socket_path: Path | None = None,
     ) -> None:
         self.workdir = workdir
-        self.socket_path = workdir / "node.sock"
+        self.socket_path = socket_path or workdir / "node.sock"
         self.media_root = media_root or workdir
         self.args = args
         self.env = {**os.environ, **(env or {})}

@@ -60,6 +60,15 @@ def decode_opus_packets(packets: list[bytes]) -> tuple[np.ndarray, list[int]]:
     return (np.concatenate(samples) if samples else np.zeros(0)), counts
 
 
+def opusinfo(path: Path) -> str:
+    """opusinfo's report on an Ogg Opus file (skips the test when opus-tools is missing)."""
+    if not shutil.which("opusinfo"):
+        pytest.skip("opusinfo is missing: install Debian's opus-tools (.ci/run does)")
+    return subprocess.run(
+        ["opusinfo", str(path)], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+
+
 def ffprobe(path: Path, *extra: str) -> dict:
     """ffprobe's JSON view of a file (streams and format)."""
     if not shutil.which("ffprobe"):

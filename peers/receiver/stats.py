@@ -1,5 +1,5 @@
 # Strategy: per-session counters a bot developer needs to diagnose stutter
-# (issue: "Stutter and loss detection"): frames, bytes, kb/s, gaps between
+# (SPEC.md section 9 says what a node promises; these measure it): frames, bytes, kb/s, gaps between
 # frames above 100 ms (the legacy client's stutter log) and interruptions of
 # the connection during a playback. The router updates frames, bytes and gaps
 # inline (hot path); kb/s is derived from the byte counter when displayed,
