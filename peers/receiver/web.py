@@ -22,6 +22,11 @@ from .websocket import WebSocketHub
 __all__ = ["TONE_PRESETS", "build_web_app"]
 
 STATIC = Path(str(resources.files(__package__).joinpath("static")))
+# The page's files by name, resolved once: a fixed list, not a directory
+# listing on request, so nothing else is ever served; resolved, because an
+# editable install lays them out as symlinks (which aiohttp's add_static
+# refuses, and should).
+STATIC_FILES = {path.name: path.resolve() for path in STATIC.iterdir() if path.is_file()}
 TONE_PRESETS = [f"tone:{hz}?seconds=60" for hz in (220, 330, 440, 550, 660, 880, 1000, 1320)]
 ACTIONS = ("play", "pause", "resume", "stop")
 
@@ -42,7 +47,13 @@ def build_web_app(hub: WebSocketHub, control: ControlClient, token: str | None) 
         return hmac.compare_digest(supplied.encode(), token.encode())
 
     async def index(request: web.Request) -> web.FileResponse:
-        return web.FileResponse(STATIC / "index.html")
+        return web.FileResponse(STATIC_FILES["index.html"])
+
+    async def static_file(request: web.Request) -> web.StreamResponse:
+        path = STATIC_FILES.get(request.match_info["name"])
+        if path is None:
+            return _error(404, "no such file")
+        return web.FileResponse(path)
 
     async def session_action(request: web.Request) -> web.Response:
         if not authorized(request):
@@ -92,7 +103,7 @@ def build_web_app(hub: WebSocketHub, control: ControlClient, token: str | None) 
 
     app = web.Application(client_max_size=64 * 1024)
     app.router.add_get("/", index)
-    app.router.add_static("/static/", STATIC)
+    app.router.add_get("/static/{name}", static_file)
     app.router.add_get("/ws", hub.handle)
     app.router.add_get("/favicon.ico", no_favicon)
     app.router.add_get("/api/tones", tones)
