@@ -432,16 +432,18 @@ async def test_pcm_reads_are_3840_bytes_and_encoded_by_discord_py(
 # -- the example bot ------------------------------------------------------------------
 
 
-def load_example() -> Any:
+@pytest.fixture
+def example(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """examples/discord_bot.py, imported as a module (as `python examples/...` would)."""
     spec = importlib.util.spec_from_file_location("discord_bot", ROOT / "examples/discord_bot.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "discord_bot", module)  # dataclasses look it up
     spec.loader.exec_module(module)
     return module
 
 
-async def test_the_example_bot_registers_its_slash_commands() -> None:
-    example = load_example()
+async def test_the_example_bot_registers_its_slash_commands(example: Any) -> None:
     bot = example.SnowmuxBot(example.Settings(token="not-a-token"))
     commands = {command.name: command for command in bot.tree.get_commands()}
     assert set(commands) == {"play", "stop", "pause", "resume", "np"}
@@ -449,8 +451,38 @@ async def test_the_example_bot_registers_its_slash_commands() -> None:
     await bot.close()
 
 
-def test_the_example_bot_needs_a_token(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("DISCORD_TOKEN", raising=False)
-    example = load_example()
-    with pytest.raises(example.ConfigError, match="DISCORD_TOKEN"):
-        example.Settings.from_environment()
+def test_the_example_bot_needs_a_token(example: Any) -> None:
+    with pytest.raises(example.ConfigError, match="DISCORD_TOKEN is not set"):
+        example.Settings.from_environment({"SNOWMUX_NODE": "http://127.0.0.1:1"})
+    settings = example.Settings.from_environment(
+        {"DISCORD_TOKEN": "t", "SNOWMUX_STREAM": "tcp:127.0.0.1:9000", "DISCORD_GUILD": "42"}
+    )
+    assert settings.stream == Endpoint(tcp=("127.0.0.1", 9000)) and settings.guild_id == 42
+    with pytest.raises(example.ConfigError, match="SNOWMUX_STREAM"):
+        example.Settings.from_environment({"DISCORD_TOKEN": "t", "SNOWMUX_STREAM": "nope"})
+
+
+@pytest.mark.slow
+async def test_the_example_bot_stops_the_session_when_it_leaves_voice(
+    example: Any, node: NodeProcess, control: ControlClient
+) -> None:
+    class LoggedIn(example.SnowmuxBot):  # type: ignore[misc]
+        user = SimpleNamespace(id=7)  # what discord.py sets on login
+
+    settings = example.Settings(
+        token="not-a-token", node_url=node.url, stream=Endpoint(unix_path=node.socket_path)
+    )
+    bot = LoggedIn(settings)
+    session_id = str(GUILD_B)
+    await control.play(session_id, "tone:440?seconds=10", format="opus-packets")
+    guild = SimpleNamespace(id=GUILD_B)
+    someone_else = SimpleNamespace(id=8, guild=guild)
+    bot_member = SimpleNamespace(id=7, guild=guild)
+    in_voice, out = SimpleNamespace(channel=object()), SimpleNamespace(channel=None)
+    await bot.on_voice_state_update(someone_else, in_voice, out)
+    assert (await control.status(session_id))["state"] in {"starting", "playing"}
+    await bot.on_voice_state_update(bot_member, in_voice, in_voice)  # moved, still in voice
+    assert (await control.status(session_id))["state"] in {"starting", "playing"}
+    await bot.on_voice_state_update(bot_member, in_voice, out)
+    assert (await control.status(session_id))["state"] == "stopped"
+    await bot.close()
