@@ -287,7 +287,7 @@ async def test_two_guilds_hear_only_their_own_tone_at_50_packets_a_second(
         assert len(voice.sent) == status["frames_sent"] + source.stats.underruns + 5
         assert set(counts) == {960}
         assert dominant_frequency(samples) == pytest.approx(frequency, abs=5)
-        assert 45 < voice.rate() < 55
+        assert 40 < voice.rate() < 60
         assert source.stats.dropped == 0 and source.stats.frames >= 100
     assert receiver.router.sink(str(GUILD_A)) is None  # cleanup() unsubscribed
 
@@ -336,7 +336,7 @@ async def test_a_stalled_node_gives_silence_then_the_tone_again(
     after_stall = kinds.rindex("s" * 25) + 25
     samples, _ = decode_opus_packets([s.data for s in voice.sent[after_stall:]][:40])
     assert dominant_frequency(samples) == pytest.approx(440, abs=5)  # and it recovered
-    assert 45 < voice.rate() < 55  # the player kept Discord's pace throughout
+    assert 40 < voice.rate() < 60  # the player kept Discord's pace throughout
 
 
 @pytest.mark.slow
@@ -423,7 +423,7 @@ async def test_pcm_reads_are_3840_bytes_and_encoded_by_discord_py(
         audio = b"".join(p for p in pcm if any(p))
         assert len(audio) == 75 * FRAME_BYTES
         assert dominant_frequency(audio) == pytest.approx(frequency, abs=5)
-        assert 45 < voice.rate() < 55
+        assert 40 < voice.rate() < 60
         if opus_available():  # what discord.VoiceClient would send: decodable Opus
             samples, _ = decode_opus_packets(voice.encoded)
             assert dominant_frequency(samples) == pytest.approx(frequency, abs=5)
