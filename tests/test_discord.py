@@ -342,13 +342,14 @@ async def test_a_stalled_node_gives_silence_then_the_tone_again(
 @pytest.mark.slow
 async def test_stop_and_replace_end_the_player(receiver: Receiver, control: ControlClient) -> None:
     voice = stub(GUILD_A)
-    await snowmux_discord.play(voice, receiver, control, "tone:440?seconds=10")
+    source = await snowmux_discord.play(voice, receiver, control, "tone:440?seconds=10")
     await asyncio.sleep(0.5)
     started = time.monotonic()
     await snowmux_discord.stop(voice, control)
     await voice.wait_finished(2)
     assert time.monotonic() - started < 1.0
     assert voice.after_calls == [None]
+    assert source.end_reason in {"stopped", "player-stopped"}  # whichever came first
     assert (await control.status(str(GUILD_A)))["state"] == "stopped"
 
     # a stop through the node alone: the source ends at the node's `finished`

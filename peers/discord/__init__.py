@@ -22,6 +22,7 @@ from .playback import (
 )
 from .source import (
     MAX_QUEUED_FRAMES,
+    EndReason,
     FrameSource,
     PlaybackError,
     SessionAudioSource,
@@ -35,6 +36,7 @@ __all__ = [
     "READY_TIMEOUT_SECONDS",
     "RESUME_HEADROOM_FRAMES",
     "Controller",
+    "EndReason",
     "FrameSource",
     "PlaybackError",
     "SessionAudioSource",

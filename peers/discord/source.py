@@ -25,11 +25,19 @@ from typing import Protocol
 import discord
 from snowmux.audio_format import FRAME_BYTES, OPUS_SILENCE
 from snowmux.defaults import PREBUFFER_MS
-from snowmux.protocol import AudioFrame, Event, PayloadFormat, validate_session_id
+from snowmux.protocol import (
+    FINISH_REASONS,
+    AudioFrame,
+    Event,
+    FinishReason,
+    PayloadFormat,
+    validate_session_id,
+)
 from snowmux.receiver import Router
 
 __all__ = [
     "MAX_QUEUED_FRAMES",
+    "EndReason",
     "FrameSource",
     "PlaybackError",
     "SessionAudioSource",
@@ -72,6 +80,17 @@ class SourceStats:
     interruptions: int  # the receiver lost the node mid-playback (it reconnects)
 
 
+class EndReason(StrEnum):
+    """Why a source ended: the node's ``finished`` reasons, or one of its own."""
+
+    FINISHED = FinishReason.FINISHED
+    STOPPED = FinishReason.STOPPED
+    REPLACED = FinishReason.REPLACED
+    ERROR = "error"  # the node's error event, or a ready in a format Discord cannot take
+    PLAYER_STOPPED = "player-stopped"  # discord.py stopped first (cleanup() before the end)
+    RECEIVER_CLOSED = "receiver-closed"
+
+
 class _EventType(StrEnum):
     READY = "ready"
     FINISHED = "finished"
@@ -86,7 +105,7 @@ class _State(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class _Ending:
-    reason: str
+    reason: EndReason
     error: PlaybackError | None
 
 
@@ -166,7 +185,7 @@ class SessionAudioSource(discord.AudioSource):
         with self._lock:
             self._state = _State.ENDED
             if self._ending is None:
-                self._ending = _Ending("cleaned up", None)
+                self._ending = _Ending(EndReason.PLAYER_STOPPED, None)
             self._queue.clear()
         if not self._attached:
             return
@@ -199,8 +218,8 @@ class SessionAudioSource(discord.AudioSource):
         return self._state is _State.ENDED
 
     @property
-    def end_reason(self) -> str | None:
-        """Why the playback ended: a ``finished`` reason, ``error``, ...; None while it plays."""
+    def end_reason(self) -> EndReason | None:
+        """Why the playback ended; None while it plays."""
         ending = self._ending
         return None if ending is None else ending.reason
 
@@ -231,11 +250,15 @@ class SessionAudioSource(discord.AudioSource):
             self._on_ready(event)
         elif kind == _EventType.ERROR:
             message = event.data.get("message")
-            self._end(str(kind), PlaybackError(self.session_id, str(message or "playback failed")))
+            self._end(
+                EndReason.ERROR, PlaybackError(self.session_id, str(message or "playback failed"))
+            )
         elif kind == _EventType.FINISHED and self._state is _State.PLAYING:
             # While waiting for our ready, a `finished` is the end of the
             # playback ours replaces, not of ours.
-            self._end(str(event.data.get("reason", kind)), None)
+            reason = str(event.data.get("reason", FinishReason.FINISHED))
+            known = reason in FINISH_REASONS  # a newer node may add reasons
+            self._end(EndReason(reason) if known else EndReason.FINISHED, None)
 
     def on_interrupted(self, reason: str) -> None:
         # The receiver reconnects and the node keeps playing meanwhile: we
@@ -246,7 +269,9 @@ class SessionAudioSource(discord.AudioSource):
         log.info("session %s interrupted: %s", self.session_id, reason)
 
     def close(self) -> None:
-        self._end("receiver closed", PlaybackError(self.session_id, "the receiver was closed"))
+        self._end(
+            EndReason.RECEIVER_CLOSED, PlaybackError(self.session_id, "the receiver was closed")
+        )
 
     # -- internals ----------------------------------------------------------------
 
@@ -257,7 +282,7 @@ class SessionAudioSource(discord.AudioSource):
         if announced is not None and announced != self.format:
             # Ogg pages or PCM fed to Discord as Opus packets would be noise.
             self._end(
-                "wrong format",
+                EndReason.ERROR,
                 PlaybackError(
                     self.session_id, f"the node plays {announced}, this source needs {self.format}"
                 ),
@@ -267,7 +292,7 @@ class SessionAudioSource(discord.AudioSource):
         if not self._ready.done():
             self._ready.set_result(event)
 
-    def _end(self, reason: str, error: PlaybackError | None) -> None:
+    def _end(self, reason: EndReason, error: PlaybackError | None) -> None:
         if self._state is _State.ENDED:
             return
         with self._lock:
