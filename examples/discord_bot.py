@@ -178,10 +178,14 @@ async def play(interaction: Interaction, url: str) -> None:
         return
     await interaction.response.defer(thinking=True)
     voice = voice_of(interaction)
-    if voice is None:
-        voice = await channel.connect()
-    elif voice.channel != channel:
-        await voice.move_to(channel)
+    try:
+        if voice is None:
+            voice = await channel.connect()
+        elif voice.channel != channel:
+            await voice.move_to(channel)
+    except (discord.ClientException, TimeoutError) as exc:
+        await interaction.followup.send(f"Cannot join {channel.mention}: {exc}")
+        return
     text_channel = interaction.channel
     loop = asyncio.get_running_loop()
 
