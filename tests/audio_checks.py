@@ -12,6 +12,19 @@ import av
 import numpy as np
 import pytest
 
+from snowmux.testing import write_tone_file
+
+__all__ = [
+    "SAMPLE_RATE",
+    "decode_ogg_opus",
+    "decode_opus_packets",
+    "dominant_frequency",
+    "ffprobe",
+    "frame_to_mono",
+    "opusinfo",
+    "write_tone_file",  # lives in snowmux.testing (bench/ uses it too)
+]
+
 SAMPLE_RATE = 48_000
 
 

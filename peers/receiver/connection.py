@@ -27,7 +27,7 @@ from snowmux.protocol import (
 )
 
 from .router import Router
-from .sinks import CompositeSink, FrameQueue
+from .sinks import FrameQueue
 
 __all__ = ["Endpoint", "IncompatibleNodeError", "Receiver"]
 
@@ -108,24 +108,14 @@ class Receiver:
     ) -> AsyncIterator[AudioFrame]:
         """``async for frame in receiver.frames(id)``: that session's frames, bounded."""
         queue = FrameQueue(maxsize)
-        existing = self.router.sink(session_id)
-        if existing is None:
-            self.router.register(session_id, queue)
-        elif isinstance(existing, CompositeSink):
-            existing.sinks.append(queue)
-        else:
-            self.router.register(session_id, CompositeSink([existing, queue]))
+        self.router.attach(session_id, queue)
         self._queues.add(queue)
         try:
             async for frame in queue:
                 yield frame
         finally:
             self._queues.discard(queue)
-            sink = self.router.sink(session_id)
-            if sink is queue:
-                self.router.unregister(session_id)
-            elif isinstance(sink, CompositeSink) and queue in sink.sinks:
-                sink.sinks.remove(queue)
+            self.router.detach(session_id, queue)
 
     # -- the loop -------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 
 from snowmux.protocol import AudioFrame, Event, Message, validate_session_id
 
-from .sinks import Sink
+from .sinks import CompositeSink, Sink
 from .stats import STUTTER_GAP_SECONDS, SessionStats
 
 __all__ = ["Route", "Router"]
@@ -59,6 +59,24 @@ class Router:
             return None
         sink, route.sink = route.sink, None
         return sink
+
+    def attach(self, session_id: str, sink: Sink) -> None:
+        """Route ``session_id``'s messages to ``sink`` too, beside any sink it has."""
+        existing = self.sink(session_id)
+        if existing is None:
+            self.register(session_id, sink)
+        elif isinstance(existing, CompositeSink):
+            existing.sinks.append(sink)
+        else:
+            self.register(session_id, CompositeSink([existing, sink]))
+
+    def detach(self, session_id: str, sink: Sink) -> None:
+        """Undo :meth:`attach`: stop routing to ``sink`` (not closed); the others stay."""
+        existing = self.sink(session_id)
+        if existing is sink:
+            self.unregister(session_id)
+        elif isinstance(existing, CompositeSink) and sink in existing.sinks:
+            existing.sinks.remove(sink)
 
     def sink(self, session_id: str) -> Sink | None:
         route = self._routes.get(session_id)
