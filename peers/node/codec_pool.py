@@ -17,7 +17,7 @@ from typing import Any
 from .codec_worker import worker_main
 from .encoders import Payload
 from .media import MediaSource
-from .pipeline import MediaError
+from .pipeline import MediaError, MediaProblem
 
 __all__ = ["CodecPool", "RemotePipeline"]
 
@@ -98,7 +98,7 @@ class CodecPool:
         reply = await self._ask(worker, "open", playback, source, fields)
         if reply[0] == "failed":
             worker.playbacks -= 1
-            raise MediaError(reply[2])
+            raise MediaError(reply[2], MediaProblem(reply[3]))
         return RemotePipeline(self, worker, playback), reply[2]
 
     async def close(self) -> None:

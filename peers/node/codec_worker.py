@@ -1,7 +1,7 @@
 # Strategy: the worker-process side of the codec pool. Each worker owns the
 # PyAV pipelines of the playbacks assigned to it and answers requests from
 # the node, one at a time, over a multiprocessing pipe:
-#   ("open", seq, playback, source, request) -> ("opened", seq, duration) | ("failed", seq, msg)
+#   ("open", seq, playback, source, request) -> ("opened", seq, duration) | ("failed", seq, msg, problem)
 #   ("take", seq, playback, count)           -> ("batch", seq, [(bytes, is_header)], error)
 #   ("close", seq, playback)                 -> ("closed", seq)
 # A decode error is returned with the payloads decoded before it, so nothing
@@ -15,7 +15,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from .encoders import Payload, encode_payloads
-from .pipeline import DecodedAudio, MediaError, VolumeStage, cut_frames
+from .pipeline import DecodedAudio, MediaError, MediaProblem, VolumeStage, cut_frames
 
 __all__ = ["playback_payloads", "worker_main"]
 
@@ -64,10 +64,11 @@ def worker_main(connection: Connection) -> None:
             try:
                 duration = audio.open()
             except MediaError as exc:
-                connection.send(("failed", seq, str(exc)))
+                connection.send(("failed", seq, str(exc), exc.problem))
                 continue
             except Exception as exc:
-                connection.send(("failed", seq, f"cannot open {source.url}: {exc}"))
+                message = f"cannot open {source.url}: {exc}"
+                connection.send(("failed", seq, message, MediaProblem.UNPLAYABLE))
                 continue
             playbacks[playback] = playback_payloads(
                 audio, request_fields["format"], request_fields["bitrate"], request_fields["volume"]

@@ -5,7 +5,10 @@
 # closing frames and event are queued, and the playback's task is cancelled,
 # so once the end event is queued no frame of that playback can follow it.
 # Decoding runs in codec worker processes (CodecPool); one playback's failure
-# is caught in its own task and never reaches another session.
+# is caught in its own task and never reaches another session. The play
+# request waits for `opened()`: the worker has opened the media and decoded
+# its first block, or failed with a MediaProblem the API turns into 404/422
+# ([A4]); the `error` event goes to the receivers either way.
 from __future__ import annotations
 
 import asyncio
@@ -24,6 +27,7 @@ from .hub import ReceiverHub
 from .media import MediaSource
 from .pacing import LATE_AFTER_SECONDS, LatenessWindow, Pacer, Ticker
 from .pipeline import MediaError
+from .play_body import PlayRequest
 from .source import PayloadSource
 
 __all__ = [
@@ -52,16 +56,6 @@ class NotActive(Exception):
 
 class TooManySessions(Exception):
     """--max-sessions active sessions already (HTTP 429)."""
-
-
-@dataclass(frozen=True, slots=True)
-class PlayRequest:
-    url: str
-    format: str = "pcm"
-    start_at: float = 0.0
-    duration: float | None = None  # the caller's hint, used when probing finds none
-    bitrate: int | None = None
-    volume: float = 1.0
 
 
 @dataclass
@@ -117,6 +111,7 @@ class Playback:
         self._resume.set()
         self._pacer = Pacer(node.prebuffer_frames, ticker=node.ticker)
         self._task: asyncio.Task[None] | None = None
+        self._opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     # -- state --------------------------------------------------------------
 
@@ -151,6 +146,22 @@ class Playback:
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
+    async def opened(self) -> None:
+        """Return once the media is open and its first block decoded; raise MediaError if not.
+
+        A playback stopped or replaced while opening returns normally: the
+        request that started it succeeded, and its end event tells the rest.
+        """
+        await asyncio.shield(self._opened)
+
+    def _settle_open(self, error: MediaError | None = None) -> None:
+        if self._opened.done():
+            return
+        if error is None:
+            self._opened.set_result(None)
+        else:
+            self._opened.set_exception(error)
+
     def pause(self) -> None:
         if self.state == "playing":
             self.state = "paused"
@@ -184,6 +195,7 @@ class Playback:
         if started:
             self._send_silence()
         self._event(event_type, **fields)
+        self._settle_open()
         self._resume.set()
         task = self._task
         if task is not None and task is not asyncio.current_task():
@@ -237,9 +249,12 @@ class Playback:
         fields = request_fields(request.format, request.start_at, request.bitrate, request.volume)
         try:
             pipeline, probed = await self.node.codecs.open(self.source, fields)
-        except MediaError as exc:
-            self.fail(str(exc))
+        except Exception as exc:
+            error = exc if isinstance(exc, MediaError) else MediaError(f"cannot open: {exc}")
+            self._settle_open(error)  # first, so the request gets the problem, not a plain end
+            self.fail(str(error))
             return
+        self._settle_open()
         if not self.active:
             self.node.spawn(pipeline.aclose())
             return
