@@ -152,6 +152,8 @@ def build_app(
             raise
         except HttpProcessingError as exc:  # a body that breaks its own framing (chunked, length)
             return error(400, f"malformed request body: {exc.message}")
+        except ConnectionResetError:
+            raise  # the client went away mid-body: nobody to answer
         except Exception:
             log.exception("control API: unexpected error on %s %s", request.method, request.path)
             return error(500, "internal error (see the node's log)")
