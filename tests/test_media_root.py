@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -158,3 +159,31 @@ def test_a_directory_swapped_for_a_symlink_after_the_check_is_refused_on_open(
     os.symlink(outside / "a.wav", root / "sub")  # a file link in its place: O_NOFOLLOW
     with pytest.raises(MediaError):
         DecodedAudio(dataclasses.replace(source, target=str(root / "sub"))).open()
+
+
+@pytest.mark.spec("A4")
+async def test_a_silent_remote_server_fails_the_play_within_the_open_timeout(
+    tmp_path: Path,
+) -> None:
+    from snowmux.defaults import MEDIA_OPEN_TIMEOUT_SECONDS
+
+    held: list[asyncio.StreamWriter] = []
+
+    async def never_answer(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)  # accept, read nothing, answer nothing
+
+    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        with NodeProcess(tmp_path, "--allow-remote") as node:
+            started = time.monotonic()
+            status, reply = await call(
+                node.url, "POST", "/session/slow/play", {"url": f"http://127.0.0.1:{port}/a.mp3"}
+            )
+            elapsed = time.monotonic() - started
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+    assert status == 422 and reply["status"] == "error", reply
+    assert elapsed < MEDIA_OPEN_TIMEOUT_SECONDS + 5
