@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import errno
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from enum import StrEnum
 from fractions import Fraction
 from typing import Any
@@ -172,7 +172,7 @@ def _frames(container: Any, stream: Any) -> Iterator[Any]:
         yield from packet.decode()
 
 
-def _trimmed(out: Any, position: int | None, target: int) -> Iterator[bytes]:
+def _trimmed(out: Any, position: int | None, target: int) -> Generator[bytes, None, int]:
     """Yield the part of a resampled frame at or after ``target``; return the new position."""
     data = bytes(out.planes[0])[: out.samples * BYTES_PER_SAMPLE]  # planes may be padded
     if position is None:
@@ -247,5 +247,5 @@ class VolumeStage:
             frame.pts = self._pts
             self._pts += samples
             self._graph.push(frame)
-            out = self._graph.pull()
+            out: Any = self._graph.pull()  # an AudioFrame: the graph is audio only
             yield bytes(out.planes[0])[: out.samples * BYTES_PER_SAMPLE]
