@@ -63,6 +63,9 @@ def _vectors(base: Path) -> dict[str, str]:
         "concat-as.wav": "ffconcat version 1.0\nfile link/secret.wav\n",
         "concat-rel.mp3": "ffconcat version 1.0\nfile ../outside/secret.wav\n",
         "plain-concat.wav": f"file '{outside / 'secret.wav'}'\n",
+        # not playlists, but not audio containers either: the whitelist refuses them
+        "subtitles.mp3": "1\n00:00:00,000 --> 00:00:01,000\nhello\n\n",
+        "captions.wav": "WEBVTT\n\n00:00.000 --> 00:01.000\nhello\n",
     }
 
 
