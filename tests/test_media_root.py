@@ -115,7 +115,13 @@ async def test_remote_hls_plays_http_segments_but_never_file_ones(
     served = tmp_path / "www"
     served.mkdir()
     write_tone_file(served / "seg.ts", 880, 1.0, 48_000, 2, "mp2", "mpegts")
+    secret_url = f"file://{layout / 'outside' / 'secret.wav'}"
+
+    async def redirect(_request: web.Request) -> web.Response:
+        raise web.HTTPFound(secret_url)
+
     app = web.Application()
+    app.router.add_get("/redirect.wav", redirect)
     app.router.add_static("/", served)
     runner = web.AppRunner(app)
     await runner.setup()
@@ -131,7 +137,7 @@ async def test_remote_hls_plays_http_segments_but_never_file_ones(
             status, _reply, rx = await _attempt(node, "good", f"{base}/good.m3u8")
             assert status == 200
             assert dominant_frequency(rx.payload("good")) == pytest.approx(880, abs=5)
-            for name in ("evil.m3u8", "evil-abs.m3u8"):
+            for name in ("evil.m3u8", "evil-abs.m3u8", "redirect.wav"):
                 status, reply, rx = await _attempt(node, name, f"{base}/{name}")
                 assert not rx.frames(name), name
                 assert status == 422 and reply["status"] == "error", (name, reply)
