@@ -50,11 +50,11 @@ REMOTE_PROTOCOLS = "http,https,tcp,tls,crypto"
 # subtitles, tee-like or playlist formats.
 LOCAL_FORMATS = (
     "wav,w64,aiff,caf,au,voc,mp3,flac,ogg,mov,matroska,aac,ac3,eac3,dts,truehd,"
-    "wv,ape,tta,amr,asf,mpc,mpc8"
+    "wv,ape,tta,amr,asf,mpc,mpc8,mpegts"
 )
 # Remote media may be an HLS playlist; its segments are MPEG-TS or any of the
 # above (the hls demuxer passes this whitelist on to its segment demuxers).
-REMOTE_FORMATS = LOCAL_FORMATS + ",hls,mpegts"
+REMOTE_FORMATS = LOCAL_FORMATS + ",hls"
 
 
 class MediaRefused(Exception):
