@@ -9,11 +9,13 @@ from urllib.parse import quote
 
 import aiohttp
 
-from .defaults import NODE_URL
+from .defaults import MEDIA_OPEN_TIMEOUT_SECONDS, NODE_URL
 
 __all__ = ["ControlClient", "NodeError"]
 
-TIMEOUT_SECONDS = 10.0  # a play opens media; a node that needs longer is unhealthy
+# A play opens and probes its media before answering; the node gives up on a
+# remote source after MEDIA_OPEN_TIMEOUT_SECONDS, so wait that long plus slack.
+TIMEOUT_SECONDS = MEDIA_OPEN_TIMEOUT_SECONDS + 5.0
 
 
 class NodeError(Exception):
@@ -48,7 +50,14 @@ class ControlClient:
                 timeout=aiohttp.ClientTimeout(total=TIMEOUT_SECONDS), headers=self._headers
             )
         try:
-            async with self._session.request(method, self.node_url + path, json=body) as response:
+            # Always application/json, even without a body: the node answers 415 to
+            # any other declared type (SPEC.md [A2]).
+            async with self._session.request(
+                method,
+                self.node_url + path,
+                json=body,
+                headers={"Content-Type": "application/json"},
+            ) as response:
                 try:
                     reply = await response.json(content_type=None)
                 except ValueError:

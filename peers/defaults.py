@@ -15,6 +15,7 @@ __all__ = [
     "HTTP_HOST",
     "HTTP_PORT",
     "MAX_SESSIONS",
+    "MEDIA_OPEN_TIMEOUT_SECONDS",
     "NODE_URL",
     "PAYLOAD_FORMATS",
     "PREBUFFER_MS",
@@ -40,6 +41,10 @@ SOCKET_NAME = "snowmux.sock"
 DEFAULT_FORMAT = PayloadFormat.OPUS_PACKETS
 
 MAX_SESSIONS = 256  # the legacy node's limit; each transcoding session costs ~1% of a core
+# A play request opens and probes its media before it is answered (SPEC.md
+# [A4]): a remote server that has not answered in 10 s is treated as dead, so
+# the request fails within that bound instead of hanging a codec worker.
+MEDIA_OPEN_TIMEOUT_SECONDS = 10.0
 PREBUFFER_MS = 500  # the legacy paced buffer: absorbs a receiver's scheduling hiccups
 PROGRESS_INTERVAL_SECONDS = 5.0  # seconds of playback between progress events, as Lavalink
 # 16 MiB per receiver: about 70 s of 256 kb/s Opus for one session, or 4 s of

@@ -5,11 +5,14 @@
 # unknown types and unknown fields pass untouched; only the *known* fields of
 # the *known* types are typed. Parsing is stricter than Python's json module
 # by default: no NaN/Infinity, no duplicate keys (two parsers could route one
-# event to two different sessions), strictly UTF-8.
+# event to two different sessions), strictly UTF-8. Serialising, `{` and `}`
+# inside strings are written as \u007b and \u007d (SPEC.md [E7]): still the
+# same JSON, but a legacy receiver that counts braces stays in step.
 from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Mapping
 from enum import StrEnum
 from typing import Any
@@ -206,7 +209,18 @@ def serialize_event(obj: Mapping[str, Any]) -> bytes:
         raise EventProblem(problem)
     try:
         text = json.dumps(obj, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        if text.count("{") + text.count("}") > 2:  # more than the object's own pair
+            text = _STRING.sub(_escape_braces, text)
         line = text.encode("utf-8") + b"\n"
     except (TypeError, ValueError) as exc:  # unserialisable value, NaN, lone surrogate
         raise EventProblem(f"cannot encode as JSON: {exc}") from None
     return line
+
+
+# A JSON string token as json.dumps writes it (escapes are backslash pairs).
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+
+
+def _escape_braces(match: re.Match[str]) -> str:
+    """Braces inside one string token -> \\u escapes ([E7]); structural braces are outside."""
+    return match.group().replace("{", "\\u007b").replace("}", "\\u007d")

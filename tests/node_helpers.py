@@ -39,8 +39,12 @@ async def call(
     json: Any = None,
     token: str | None = None,
     data: bytes | None = None,
+    headers: dict[str, str] | None = None,
 ) -> tuple[int, Any]:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    """One control-API request; raw ``data`` is sent as application/json unless ``headers`` say otherwise."""
+    headers = {"Content-Type": "application/json", **(headers or {})}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
     async with (
         aiohttp.ClientSession() as client,
         client.request(method, node_url + path, json=json, data=data, headers=headers) as response,

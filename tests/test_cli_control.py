@@ -63,6 +63,19 @@ def test_node_errors_are_shown_with_a_nonzero_exit(
     assert message in result.stderr and result.stderr.startswith("error")
 
 
+@pytest.mark.spec("A4")
+def test_a_play_that_cannot_open_its_media_exits_1_with_the_reason(node: NodeProcess) -> None:
+    (node.media_root / "garbage.mp3").write_bytes(bytes(range(256)) * 40)
+    common = ["--node", node.url, "--token", "cli-token"]
+    result = snowmux("play", "m", "nope.wav", *common)
+    assert result.returncode == 1 and not result.stdout
+    assert result.stderr.strip() == "error (HTTP 404): no such file: nope.wav"
+    result = snowmux("play", "m", "garbage.mp3", *common)
+    assert result.returncode == 1 and "HTTP 422" in result.stderr and "garbage.mp3" in result.stderr
+    status = json.loads(snowmux("status", "m", *common).stdout)
+    assert status["state"] == "error" and "garbage.mp3" in status["error"]
+
+
 def test_missing_token_and_unreachable_node_fail_clearly(node: NodeProcess) -> None:
     result = snowmux("status", "--node", node.url)
     assert result.returncode == 1 and "HTTP 401" in result.stderr and "token" in result.stderr

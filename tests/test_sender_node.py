@@ -195,7 +195,7 @@ async def test_start_at_seeks_exactly(fast_node: NodeProcess) -> None:
     assert rx.payload("seek") == expected
 
 
-@pytest.mark.spec("P2", "P3")
+@pytest.mark.spec("P2", "P3", "A4")
 async def test_failures_are_error_events_and_never_disturb_others(
     node: NodeProcess,
 ) -> None:
@@ -204,12 +204,15 @@ async def test_failures_are_error_events_and_never_disturb_others(
     async with Recorder(node.socket_path) as rx:
         await play(node.url, "steady", "tone:600?seconds=2.5")
         await asyncio.sleep(0.8)
-        for session_id, url in (
-            ("missing", "nope.flac"),
-            ("noise", "noise.mp3"),
-            ("empty", "empty.wav"),
+        for session_id, url, expected in (
+            ("missing", "nope.flac", 404),
+            ("noise", "noise.mp3", 422),
+            ("empty", "empty.wav", 422),
         ):
-            await play(node.url, session_id, url)
+            status, reply = await call(
+                node.url, "POST", f"/session/{session_id}/play", {"url": url}
+            )
+            assert (status, reply["status"]) == (expected, "error"), reply  # [A4]
         for session_id in ("missing", "noise", "empty"):
             event = await rx.wait_event(session_id, "error")
             assert event.data["message"]
@@ -382,6 +385,9 @@ async def test_a_crashed_codec_worker_fails_only_its_playbacks(tmp_path: Path) -
             assert len(workers) == 2
             os.kill(workers[0], signal.SIGKILL)
             await rx.wait_for(lambda: len(rx.events(type="error")) >= 1, timeout=20)
+            # plays answer once open, so playbacks start some ms apart and the
+            # dead worker's playbacks each fail when their own buffer runs out
+            await asyncio.sleep(0.3)
             failed = {e.session_id for e in rx.events(type="error")}
             assert 1 <= len(failed) <= 3 and all(
                 "crashed" in e.data["message"] for e in rx.events(type="error")

@@ -68,6 +68,12 @@ ready_line = b'{"type":"ready","session_id":"123456789012345678","format":"pcm"}
 ready_obj = {"type": "ready", "session_id": SNOWFLAKE, "format": "pcm"}
 brace_line = b'{"type":"error","session_id":"g1","message":"bad } and { and \\" and \\n"}\n'
 brace_obj = {"type": "error", "session_id": "g1", "message": 'bad } and { and " and \n'}
+# What a snowmux encoder writes for a message with braces ([E7]): escaped, so a
+# legacy brace-counting receiver finds the same end as a line reader.
+legacy_safe_line = (
+    b'{"type":"error","session_id":"g1","message":"no such file: no\\u007dsuch\\u007b.wav"}\n'
+)
+legacy_safe_obj = {"type": "error", "session_id": "g1", "message": "no such file: no}such{.wav"}
 hello_line = b'{"type":"hello","session_id":"","protocol":"snowmux/1","max_frame_length":1048576}\n'
 hello_obj = {
     "type": "hello",
@@ -123,6 +129,12 @@ VALID = [
         "braces, quotes and newlines escaped inside a string",
         brace_line,
         [ev(brace_obj)],
+    ),
+    valid(
+        "event-braces-escaped-legacy-safe",
+        "braces inside strings written as \\u007b/\\u007d, as senders SHOULD ([E7])",
+        legacy_safe_line,
+        [ev(legacy_safe_obj)],
     ),
     valid(
         "event-unknown-type-and-field",

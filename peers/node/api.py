@@ -1,36 +1,47 @@
 # Strategy: the HTTP control API (aiohttp), compatible with the legacy node's
-# routes. Every error is JSON {"status":"error","message":...} with the code
-# the issue names: 400 bad ID/body/format, 401 token, 403 URL policy, 404
-# unknown session, 409 session not active, 413 body too large, 429 too many
-# sessions. Session IDs obey the codec's rules (never truncated).
+# routes (SPEC.md section 9). Every error the application can see is JSON
+# {"status":"error","message":...} with a precise 4xx ([A1]): 400 bad
+# ID/body/format, 401 token, 403 URL policy or a cross-site/rebinding request,
+# 404 unknown session or missing file, 409 session not active, 413 body too
+# large, 415 not a JSON body, 422 media that cannot be played, 429 too many
+# sessions. Session IDs obey the codec's rules (never truncated). The body is
+# parsed by play_body.parse_play_body, a pure function the fuzzers drive.
+#
+# The non-obvious decisions: a POST must declare application/json (UTF-8) if
+# it has a body or a Content-Type at all ([A2]), which no HTML form can do
+# across sites without a CORS preflight; and on a loopback connection without
+# a token the Host must be a loopback name and an Origin, when sent, our own
+# ([A3]), which defeats DNS rebinding (a rebound page sends its own Host).
+# A play waits until the codec worker has opened the media and decoded its
+# first block, so a missing or undecodable file fails the request ([A4]).
+# Parser-level 400s (a malformed request line or header) are answered by
+# aiohttp before any application code runs; they stay aiohttp's text/plain.
 from __future__ import annotations
 
 import hmac
-import json
-import math
+import ipaddress
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
-from snowmux.protocol import PAYLOAD_FORMATS, PayloadFormat, SessionIdError, validate_session_id
+from snowmux.protocol import SessionIdError, validate_session_id
 
 from .media import BadMediaUrl, MediaPolicy, MediaRefused
-from .sessions import (
-    NotActive,
-    PlaybackState,
-    PlayRequest,
-    SessionManager,
-    TooManySessions,
-    UnknownSession,
-)
+from .pipeline import MediaError, MediaProblem
+from .play_body import MAX_BODY_BYTES, BodyError, parse_play_body
+from .sessions import NotActive, PlaybackState, SessionManager, TooManySessions, UnknownSession
 
-__all__ = ["MAX_BODY_BYTES", "build_app"]
+__all__ = ["MAX_BODY_BYTES", "build_app", "origin_problem"]
 
-MAX_BODY_BYTES = 64 * 1024  # a play request is a URL and a few numbers
-MIN_BITRATE, MAX_BITRATE = 6_000, 510_000  # libopus's range
-MAX_VOLUME = 2.0
+log = logging.getLogger("snowmux.node.api")
+
+JSON_TYPE = "application/json"
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.", "ip6-localhost", "ip6-loopback"})
+MEDIA_STATUS = {MediaProblem.MISSING: 404, MediaProblem.REFUSED: 403, MediaProblem.UNPLAYABLE: 422}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -53,45 +64,53 @@ def _session_id(request: web.Request) -> str:
         raise ApiError(400, str(exc)) from None
 
 
-def _number(body: dict[str, Any], key: str, default: Any, low: float, high: float) -> Any:
-    value = body.get(key, default)
-    if value is None or value is default:
-        return value
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ApiError(400, f'"{key}" must be a number')
-    if not low <= value <= high:
-        raise ApiError(400, f'"{key}" must be between {low:g} and {high:g}, got {value}')
-    return value
-
-
-async def _play_request(request: web.Request) -> PlayRequest:
+def _is_loopback_host(host: str) -> bool:
+    """Is a Host header value (name or address, optional port) a loopback one?"""
+    host = host.strip().lower()
+    if host.startswith("["):  # [v6] or [v6]:port
+        host = host[1:].partition("]")[0]
+    elif host.count(":") == 1:
+        host = host.partition(":")[0]
+    if host in LOOPBACK_NAMES or host.endswith(".localhost"):
+        return True
     try:
-        body = await request.json(loads=json.loads)
-    except web.HTTPRequestEntityTooLarge:
-        raise
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ApiError(400, "body must be a JSON object") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "body must be a JSON object")
-    url = body.get("url")
-    if not isinstance(url, str) or not url:
-        raise ApiError(400, '"url" (a non-empty string) is required')
-    audio_format = body.get("format") or "pcm"  # absent or null: the legacy default
-    if audio_format not in PAYLOAD_FORMATS:
-        raise ApiError(
-            400, f'unknown "format" {audio_format!r}: use one of {", ".join(PAYLOAD_FORMATS)}'
-        )
-    bitrate = _number(body, "bitrate", None, MIN_BITRATE, MAX_BITRATE)
-    if bitrate is not None and not isinstance(bitrate, int):
-        raise ApiError(400, '"bitrate" must be an integer (bits per second)')
-    return PlayRequest(
-        url=url,
-        format=PayloadFormat(audio_format),
-        start_at=float(_number(body, "start_at", 0.0, 0.0, 1e9)),
-        duration=_number(body, "duration", None, 0.0, 1e9),
-        bitrate=bitrate,
-        volume=float(_number(body, "volume", 1.0, 0.0, MAX_VOLUME)),
-    )
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def origin_problem(host: str | None, origin: str | None, scheme: str) -> str | None:
+    """Why a request on an unauthenticated loopback node looks cross-site, or None ([A3])."""
+    if host is not None and not _is_loopback_host(host):
+        return f"Host {host[:100]!r} is not a loopback name: refused (DNS rebinding guard)"
+    if origin is not None and (host is None or origin.lower() != f"{scheme}://{host}".lower()):
+        return f"Origin {origin[:100]!r} is not this node's own: refused (cross-site request)"
+    return None
+
+
+def _on_loopback(request: web.Request) -> bool:
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    if not isinstance(sockname, tuple) or not sockname:
+        return isinstance(sockname, str)  # a Unix socket is as local as loopback
+    try:
+        return ipaddress.ip_address(str(sockname[0]).partition("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _content_type_problem(request: web.Request) -> str | None:
+    """A POST carries JSON: a body or a Content-Type must be application/json; UTF-8 ([A2])."""
+    declared = request.headers.get("Content-Type")
+    if declared is None:
+        if request.body_exists:
+            return f"a request body must be sent as {JSON_TYPE}"
+        return None  # a bare POST (curl -X POST .../stop): nothing to misread
+    if request.content_type != JSON_TYPE:
+        return f"Content-Type must be {JSON_TYPE}, got {declared[:100]!r}"
+    charset = request.charset
+    if charset is not None and charset.lower() not in ("utf-8", "utf8"):
+        return f"JSON bodies are UTF-8; charset {charset[:40]!r} is not accepted"
+    return None
 
 
 def build_app(
@@ -104,24 +123,45 @@ def build_app(
 
     @web.middleware
     async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if token is not None:
-            supplied = request.headers.get("Authorization", "")
-            if not hmac.compare_digest(supplied.encode(), f"Bearer {token}".encode()):
-                return error(401, "missing or wrong bearer token")
         try:
+            if token is None and _on_loopback(request):
+                problem = origin_problem(
+                    request.headers.get("Host"), request.headers.get("Origin"), request.scheme
+                )
+                if problem is not None:
+                    return error(403, problem)
+            if token is not None:
+                # aiohttp keeps non-ASCII header bytes as surrogate escapes: compare bytes
+                supplied = request.headers.get("Authorization", "")
+                expected = f"Bearer {token}".encode()
+                if not hmac.compare_digest(supplied.encode("utf-8", "surrogateescape"), expected):
+                    return error(401, "missing or wrong bearer token")
+            if request.method == "POST":
+                problem = _content_type_problem(request)
+                if problem is not None:
+                    return error(415, problem)
             return await handler(request)
         except ApiError as exc:
             return error(exc.status, str(exc))
+        except BodyError as exc:
+            return error(exc.status, exc.message)
         except web.HTTPRequestEntityTooLarge:
             return error(413, f"request body larger than {MAX_BODY_BYTES} bytes")
         except web.HTTPException as exc:
             if exc.status >= 400:
                 return error(exc.status, exc.reason)
             raise
+        except HttpProcessingError as exc:  # a body that breaks its own framing (chunked, length)
+            return error(400, f"malformed request body: {exc.message}")
+        except ConnectionResetError:
+            raise  # the client went away mid-body: nobody to answer
+        except Exception:
+            log.exception("control API: unexpected error on %s %s", request.method, request.path)
+            return error(500, "internal error (see the node's log)")
 
     async def play(request: web.Request) -> web.Response:
         session_id = _session_id(request)
-        play_request = await _play_request(request)
+        play_request = parse_play_body(await request.read())
         try:
             source = policy.resolve(play_request.url)
         except MediaRefused as exc:
@@ -129,9 +169,13 @@ def build_app(
         except BadMediaUrl as exc:
             raise ApiError(400, str(exc)) from None
         try:
-            sessions.play(session_id, play_request, source)
+            playback = sessions.play(session_id, play_request, source)
         except TooManySessions as exc:
             raise ApiError(429, str(exc)) from None
+        try:
+            await playback.opened()
+        except MediaError as exc:
+            raise ApiError(MEDIA_STATUS[exc.problem], str(exc)) from None
         return web.json_response({"status": "playing", "session_id": session_id})
 
     async def stop(request: web.Request) -> web.Response:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from .media import MediaSource
+from .pipeline import MediaProblem
 from .play_request import PlayRequest
 
 __all__ = [
@@ -56,8 +57,11 @@ class Opened(NamedTuple):
 
 
 class OpenFailed(NamedTuple):
+    """The media cannot be played; ``problem`` decides the HTTP status of the play."""
+
     seq: int
     message: str
+    problem: MediaProblem
 
 
 class Batch(NamedTuple):

@@ -143,7 +143,7 @@ class CodecPool:
             return RemotePipeline(self, worker, playback), reply.duration
         worker.playbacks -= 1
         if isinstance(reply, OpenFailed):
-            raise MediaError(reply.message)
+            raise MediaError(reply.message, reply.problem)
         raise MediaError(f"codec worker answered {type(reply).__name__} to an open")
 
     async def close(self) -> None:

@@ -1,7 +1,7 @@
 # Strategy: the worker-process side of the codec pool. Each worker owns the
 # PyAV pipelines of the playbacks assigned to it and answers the node's typed
 # requests (codec_messages.py), one at a time, over a multiprocessing pipe:
-#   OpenRequest  -> Opened(duration) | OpenFailed(message)
+#   OpenRequest  -> Opened(duration) | OpenFailed(message, problem)
 #   TakeRequest  -> Batch(payloads, error)
 #   CloseRequest -> Closed
 #   Quit         -> the worker returns
@@ -28,7 +28,7 @@ from .codec_messages import (
     TakeRequest,
 )
 from .encoders import Payload, encode_payloads
-from .pipeline import DecodedAudio, MediaError, VolumeStage, cut_frames
+from .pipeline import DecodedAudio, MediaError, MediaProblem, VolumeStage, cut_frames
 
 __all__ = ["playback_payloads", "worker_main"]
 
@@ -66,9 +66,10 @@ def _open(
     try:
         duration = audio.open()
     except MediaError as exc:
-        return OpenFailed(request.seq, str(exc)), None
+        return OpenFailed(request.seq, str(exc), exc.problem), None
     except Exception as exc:
-        return OpenFailed(request.seq, f"cannot open {request.source.url}: {exc}"), None
+        message = f"cannot open {request.source.url}: {exc}"
+        return OpenFailed(request.seq, message, MediaProblem.UNPLAYABLE), None
     payloads = playback_payloads(audio, play.format, play.bitrate, play.volume)
     return Opened(request.seq, duration), payloads
 

@@ -1,26 +1,60 @@
-# Strategy: which URLs a play request may open (issue: "Safety"), decided
-# before any byte is read. The non-obvious part: FFmpeg treats any string as
-# a URL, so `concat:`, `subfile:`, `pipe:`, `data:` or a lavfi graph would
-# read what the caller chose; we accept only three shapes (the built-in tone,
-# a local path inside --media-root after resolving `..` and symlinks, and
-# http/https with --allow-remote) and also pin FFmpeg's protocol_whitelist so
-# that a playlist demuxer (HLS, ffconcat) cannot reach further.
+# Strategy: which media a play request may open, and how (SPEC.md section 9,
+# [M1] [M2]). The URL is judged before any byte is read: the built-in tone, a
+# local path inside --media-root after resolving `..` and symlinks, or
+# http/https with --allow-remote; FFmpeg's own URL syntax (`concat:`,
+# `subfile:`, `pipe:`, lavfi...) is never reached.
+#
+# The non-obvious part: a protocol whitelist is not enough, because demuxers
+# such as hls, concat and image2 open further files named *inside* the media,
+# and FFmpeg picks the demuxer by content, not by name (an ffconcat list called
+# x.wav is still concat). So a local file is opened here, by us, with the
+# containment re-checked on the open descriptor (a symlink swapped after the
+# policy check cannot redirect it), and handed to PyAV as a file object with
+# (1) a whitelist of audio container demuxers and (2) an io_open callback that
+# refuses every nested open: FFmpeg has no route left to another file. Remote
+# media may use HLS, whose nested opens FFmpeg checks against an http(s)-only
+# protocol whitelist, so a playlist served over http cannot name a file: URL.
 from __future__ import annotations
 
 import os
 import re
+import stat
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import unquote, urlsplit
 
 from .tone import TONE_SCHEME, ToneSpec, parse_tone_url
 
-__all__ = ["MediaPolicy", "MediaRefused", "MediaSource", "BadMediaUrl"]
+__all__ = [
+    "LOCAL_FORMATS",
+    "REMOTE_FORMATS",
+    "REMOTE_PROTOCOLS",
+    "BadMediaUrl",
+    "MediaKind",
+    "MediaPolicy",
+    "MediaRefused",
+    "MediaSource",
+    "open_inside",
+    "refuse_nested_open",
+]
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
 REMOTE_SCHEMES = ("http", "https")
-LOCAL_PROTOCOLS = "file"
+# What FFmpeg may use for a remote URL and for every nested open it makes
+# (HLS segments and keys): http(s) and what https is built on; never file.
 REMOTE_PROTOCOLS = "http,https,tcp,tls,crypto"
+# Demuxers of audio containers (FFmpeg names; "mov" covers mp4/m4a, "matroska"
+# covers webm/mka). None of them opens another file: no hls, concat, image2,
+# subtitles, tee-like or playlist formats.
+LOCAL_FORMATS = (
+    "wav,w64,aiff,caf,au,voc,mp3,flac,ogg,mov,matroska,aac,ac3,eac3,dts,truehd,"
+    "wv,ape,tta,amr,asf,mpc,mpc8,mpegts"
+)
+# Remote media may be an HLS playlist; its segments are MPEG-TS or any of the
+# above (the hls demuxer passes this whitelist on to its segment demuxers).
+REMOTE_FORMATS = LOCAL_FORMATS + ",hls"
 
 
 class MediaRefused(Exception):
@@ -31,14 +65,21 @@ class BadMediaUrl(ValueError):
     """The URL is malformed (HTTP 400)."""
 
 
+class MediaKind(StrEnum):
+    TONE = "tone"
+    LOCAL = "local"
+    REMOTE = "remote"
+
+
 @dataclass(frozen=True, slots=True)
 class MediaSource:
-    """What a playback opens: a tone, or an FFmpeg URL with its protocol whitelist."""
+    """What a playback opens: a tone, a file inside ``root``, or a remote URL."""
 
-    url: str  # as requested, for status and logs
+    url: str  # as requested, for status, logs and error messages
+    kind: MediaKind = MediaKind.TONE
     tone: ToneSpec | None = None
-    target: str = ""  # what av.open receives
-    protocol_whitelist: str = LOCAL_PROTOCOLS
+    target: str = ""  # LOCAL: the resolved path; REMOTE: the URL
+    root: str = ""  # LOCAL: the resolved media root, re-checked when the file is opened
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +105,7 @@ class MediaPolicy:
                     )
                 if not urlsplit(url).hostname:
                     raise BadMediaUrl(f"remote URL without a host: {url}")
-                return MediaSource(url=url, target=url, protocol_whitelist=REMOTE_PROTOCOLS)
+                return MediaSource(url=url, kind=MediaKind.REMOTE, target=url)
             if scheme == "file":
                 return self._local(url, unquote(urlsplit(url).path))
             raise MediaRefused(
@@ -75,6 +116,45 @@ class MediaPolicy:
     def _local(self, url: str, path_text: str) -> MediaSource:
         root = os.path.realpath(self.media_root)
         candidate = os.path.realpath(os.path.join(root, path_text))  # absolute paths replace root
-        if os.path.commonpath([root, candidate]) != root:
+        if not _inside(root, candidate):
             raise MediaRefused(f"path {url!r} is outside the media root")
-        return MediaSource(url=url, target="file:" + candidate, protocol_whitelist=LOCAL_PROTOCOLS)
+        return MediaSource(url=url, kind=MediaKind.LOCAL, target=candidate, root=root)
+
+
+def _inside(root: str, path: str) -> bool:
+    return os.path.commonpath([root, path]) == root
+
+
+def open_inside(root: str, path: str) -> BinaryIO:
+    """Open a regular file for reading, proving on the descriptor that it is inside ``root``.
+
+    Raises FileNotFoundError, MediaRefused (outside the root) or IsADirectoryError /
+    PermissionError / OSError. O_NONBLOCK keeps a FIFO from blocking the worker; it
+    is refused as not a regular file right after.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        info = os.fstat(fd)
+        real = _descriptor_path(fd, path)
+        if not _inside(root, real) or not os.path.samestat(info, os.stat(real)):
+            raise MediaRefused(f"{path!r} is outside the media root")
+        if not stat.S_ISREG(info.st_mode):
+            raise IsADirectoryError(f"{path!r} is not a regular file")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb", buffering=0, closefd=True)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _descriptor_path(fd: int, fallback: str) -> str:
+    """Where the open descriptor really points (Linux /proc), else the resolved path."""
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return os.path.realpath(fallback)
+
+
+def refuse_nested_open(url: str, flags: int, options: object) -> BinaryIO:
+    """PyAV io_open for local files: a demuxer asking to open anything else is refused."""
+    raise PermissionError(f"nested open of {url!r} refused: local media is one file")

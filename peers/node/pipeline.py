@@ -5,26 +5,53 @@
 # 960-sample frames so the last one can be padded with silence. Seeking is
 # sample-accurate: FFmpeg seeks to a keyframe before start_at, then the
 # samples before start_at are dropped using the resampler's output pts.
+# Local files are opened by media.open_inside and given to PyAV as a file
+# object with a demuxer whitelist and no nested opens ([M1]); remote URLs get
+# the http(s)-only protocol whitelist ([M2]). Open failures carry a
+# MediaProblem so the API can answer 404 / 422 / 403 ([A4]).
 from __future__ import annotations
 
+import errno
 from collections.abc import Generator, Iterator
+from enum import StrEnum
 from fractions import Fraction
 from typing import Any
 
 import av
 
 from ..audio_format import BYTES_PER_SAMPLE, FRAME_BYTES, SAMPLE_RATE
-from .media import MediaSource
+from ..defaults import MEDIA_OPEN_TIMEOUT_SECONDS
+from .media import (
+    LOCAL_FORMATS,
+    REMOTE_FORMATS,
+    REMOTE_PROTOCOLS,
+    MediaKind,
+    MediaRefused,
+    MediaSource,
+    open_inside,
+    refuse_nested_open,
+)
 from .tone import tone_pcm
 
-__all__ = ["DecodedAudio", "MediaError", "VolumeStage", "cut_frames"]
+__all__ = ["DecodedAudio", "MediaError", "MediaProblem", "VolumeStage", "cut_frames"]
 
-OPEN_TIMEOUT_SECONDS = 10.0  # remote sources: fail a dead server instead of hanging a worker
 _TIME_BASE = Fraction(1, SAMPLE_RATE)
+
+
+class MediaProblem(StrEnum):
+    """Why media cannot be played; the API maps it to a status code ([A4])."""
+
+    MISSING = "missing"  # 404: no such local file
+    REFUSED = "refused"  # 403: outside the media root after all (a swapped symlink)
+    UNPLAYABLE = "unplayable"  # 422: not decodable, not an allowed container, no audio
 
 
 class MediaError(Exception):
     """The media cannot be played: the message goes into the `error` event."""
+
+    def __init__(self, message: str, problem: MediaProblem = MediaProblem.UNPLAYABLE) -> None:
+        super().__init__(message)
+        self.problem = problem
 
 
 class DecodedAudio:
@@ -34,41 +61,83 @@ class DecodedAudio:
         self.source = source
         self.start_at = start_at
         self.duration: float | None = None
+        self._file: Any = None
         self._container: Any = None
         self._stream: Any = None
+        self._blocks: Iterator[bytes] | None = None
+        self._first: bytes | None = None
 
     def open(self) -> float | None:
-        """Open and probe; return the duration in seconds when known."""
+        """Open, probe and decode the first block; return the duration in seconds when known.
+
+        Decoding the first block here is the probe of [A4]: media that opens but
+        does not decode fails now, before the play request is answered.
+        """
         if self.source.tone is not None:
             self.duration = self.source.tone.seconds
             return self.duration
-        try:
-            self._container = av.open(
-                self.source.target,
-                options={"protocol_whitelist": self.source.protocol_whitelist},
-                timeout=OPEN_TIMEOUT_SECONDS,
-            )
-        except FileNotFoundError:
-            raise MediaError(f"no such file: {self.source.url}") from None
-        except (av.FFmpegError, OSError) as exc:
-            raise MediaError(f"cannot open {self.source.url}: {_reason(exc)}") from None
+        self._container = self._open_container()
         audio = self._container.streams.audio
         if not audio:
             self.close()
             raise MediaError(f"no audio stream in {self.source.url}")
         self._stream = audio[0]
         self.duration = _duration(self._container, self._stream)
+        target = round(self.start_at * SAMPLE_RATE)
+        self._blocks = self._decoded(target)
+        try:
+            self._first = next(self._blocks)
+        except StopIteration:
+            if target == 0:
+                self.close()
+                raise MediaError(f"no decodable audio in {self.source.url}") from None
+        except MediaError:
+            self.close()
+            raise
         return self.duration
+
+    def _open_container(self) -> Any:
+        source = self.source
+        if source.kind is MediaKind.REMOTE:
+            try:
+                return av.open(
+                    source.target,
+                    options={"protocol_whitelist": REMOTE_PROTOCOLS},
+                    container_options={"format_whitelist": REMOTE_FORMATS},
+                    timeout=MEDIA_OPEN_TIMEOUT_SECONDS,
+                )
+            except (av.FFmpegError, OSError) as exc:
+                raise MediaError(_cannot_open(source.url, exc)) from None
+        try:
+            file = open_inside(source.root, source.target)
+        except FileNotFoundError:
+            raise MediaError(f"no such file: {source.url}", MediaProblem.MISSING) from None
+        except MediaRefused as exc:
+            raise MediaError(str(exc), MediaProblem.REFUSED) from None
+        except OSError as exc:
+            raise MediaError(f"cannot open {source.url}: {_reason(exc)}") from None
+        self._file = file
+        try:
+            return av.open(
+                file,
+                container_options={"format_whitelist": LOCAL_FORMATS},
+                io_open=refuse_nested_open,
+            )
+        except (av.FFmpegError, OSError) as exc:
+            self.close()
+            raise MediaError(_cannot_open(source.url, exc)) from None
 
     def pcm(self) -> Iterator[bytes]:
         """s16le stereo 48 kHz PCM blocks of any size, from start_at to the end."""
-        target = round(self.start_at * SAMPLE_RATE)
         if self.source.tone is not None:
-            yield from tone_pcm(self.source.tone, target)
+            yield from tone_pcm(self.source.tone, round(self.start_at * SAMPLE_RATE))
             return
-        if self._container is None:
+        if self._blocks is None:
             raise RuntimeError("open() first")
-        yield from self._decoded(target)
+        if self._first is not None:
+            first, self._first = self._first, None
+            yield first
+        yield from self._blocks
 
     def _decoded(self, target: int) -> Iterator[bytes]:
         container, stream = self._container, self._stream
@@ -93,6 +162,9 @@ class DecodedAudio:
         if self._container is not None:
             self._container.close()
             self._container = None
+        if self._file is not None:  # PyAV never closes a file object it was given
+            self._file.close()
+            self._file = None
 
 
 def _frames(container: Any, stream: Any) -> Iterator[Any]:
@@ -122,6 +194,14 @@ def _duration(container: Any, stream: Any) -> float | None:
     if container.duration is not None:
         return float(container.duration / av.time_base)
     return None
+
+
+def _cannot_open(url: str, exc: BaseException) -> str:
+    if (
+        getattr(exc, "errno", None) == errno.EINVAL
+    ):  # FFmpeg's answer to a format not on the whitelist
+        return f"cannot open {url}: not an audio container this node plays"
+    return f"cannot open {url}: {_reason(exc)}"
 
 
 def _reason(exc: BaseException) -> str:

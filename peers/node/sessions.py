@@ -5,7 +5,10 @@
 # closing frames and event are queued, and the playback's task is cancelled,
 # so once the end event is queued no frame of that playback can follow it.
 # Decoding runs in codec worker processes (CodecPool); one playback's failure
-# is caught in its own task and never reaches another session.
+# is caught in its own task and never reaches another session. The play
+# request waits for `opened()`: the worker has opened the media and decoded
+# its first block, or failed with a MediaProblem the API turns into 404/422
+# ([A4]); the `error` event goes to the receivers either way.
 from __future__ import annotations
 
 import asyncio
@@ -123,6 +126,7 @@ class Playback:
         self._resume.set()
         self._pacer = Pacer(node.prebuffer_frames, ticker=node.ticker)
         self._task: asyncio.Task[None] | None = None
+        self._opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     # -- state --------------------------------------------------------------
 
@@ -157,6 +161,22 @@ class Playback:
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
+    async def opened(self) -> None:
+        """Return once the media is open and its first block decoded; raise MediaError if not.
+
+        A playback stopped or replaced while opening returns normally: the
+        request that started it succeeded, and its end event tells the rest.
+        """
+        await asyncio.shield(self._opened)
+
+    def _settle_open(self, error: MediaError | None = None) -> None:
+        if self._opened.done():
+            return
+        if error is None:
+            self._opened.set_result(None)
+        else:
+            self._opened.set_exception(error)
+
     def pause(self) -> None:
         if self.state is PlaybackState.PLAYING:
             self.state = PlaybackState.PAUSED
@@ -190,6 +210,7 @@ class Playback:
         if started:
             self._send_silence()
         self._event(event_type, **fields)
+        self._settle_open()
         self._resume.set()
         task = self._task
         if task is not None and task is not asyncio.current_task():
@@ -241,9 +262,12 @@ class Playback:
     async def _run(self) -> None:
         try:
             pipeline, probed = await self.node.codecs.open(self.source, self.request)
-        except MediaError as exc:
-            self.fail(str(exc))
+        except Exception as exc:
+            error = exc if isinstance(exc, MediaError) else MediaError(f"cannot open: {exc}")
+            self._settle_open(error)  # first, so the request gets the problem, not a plain end
+            self.fail(str(error))
             return
+        self._settle_open()
         if not self.active:
             self.node.spawn(pipeline.aclose())
             return
