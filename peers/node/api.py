@@ -2,7 +2,8 @@
 # routes. Every error is JSON {"status":"error","message":...} with the code
 # the issue names: 400 bad ID/body/format, 401 token, 403 URL policy, 404
 # unknown session, 409 session not active, 413 body too large, 429 too many
-# sessions. Session IDs obey the codec's rules (never truncated).
+# sessions. Session IDs obey the codec's rules (never truncated). /info and
+# /metrics (README "Scaling out") sit behind the same token as the rest.
 from __future__ import annotations
 
 import hmac
@@ -29,6 +30,8 @@ __all__ = ["MAX_BODY_BYTES", "build_app"]
 MAX_BODY_BYTES = 64 * 1024  # a play request is a URL and a few numbers
 MIN_BITRATE, MAX_BITRATE = 6_000, 510_000  # libopus's range
 MAX_VOLUME = 2.0
+# The Prometheus text format, version 0.0.4 (what prometheus_client emits).
+PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -97,6 +100,8 @@ def build_app(
     policy: MediaPolicy,
     token: str | None,
     health_extra: Callable[[], dict[str, Any]],
+    info: Callable[[], dict[str, Any]] | None = None,
+    metrics: Callable[[], bytes] | None = None,
 ) -> web.Application:
     started = time.monotonic()
 
@@ -192,6 +197,14 @@ def build_app(
             }
         )
 
+    async def node_info(request: web.Request) -> web.Response:
+        assert info is not None
+        return web.json_response(info())
+
+    async def prometheus(request: web.Request) -> web.Response:
+        assert metrics is not None
+        return web.Response(body=metrics(), headers={"Content-Type": PROMETHEUS_CONTENT_TYPE})
+
     app = web.Application(middlewares=[errors_as_json], client_max_size=MAX_BODY_BYTES)
     app.router.add_post("/session/{session_id}/play", play)
     app.router.add_post("/session/{session_id}/stop", stop)
@@ -200,4 +213,8 @@ def build_app(
     app.router.add_get("/session/{session_id}/status", status)
     app.router.add_get("/sessions", list_sessions)
     app.router.add_get("/health", health)
+    if info is not None:
+        app.router.add_get("/info", node_info)
+    if metrics is not None:
+        app.router.add_get("/metrics", prometheus)
     return app

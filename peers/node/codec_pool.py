@@ -45,6 +45,10 @@ class CodecPool:
         self._seq = itertools.count()
         self._playback_ids = itertools.count(1)
 
+    def pids(self) -> list[int]:
+        """The worker processes' IDs (for CPU accounting)."""
+        return [w.process.pid for w in self._workers if w.process.pid is not None]
+
     def start(self) -> None:
         loop = asyncio.get_running_loop()
         for index in range(self.size):

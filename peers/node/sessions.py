@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,6 +73,9 @@ class NodeStats:
     frames_dropped: int = 0
     frames_late: int = 0
     lateness: LatenessWindow = field(default_factory=LatenessWindow)
+    # Set by the node's metrics (snowmux.node.metrics) to feed its histograms.
+    observe_lateness: Callable[[float], None] | None = None
+    observe_first_frame: Callable[[float], None] | None = None
 
 
 @dataclass
@@ -134,6 +137,8 @@ class Playback:
             "state": self.state,
             "url": self.request.url,
             "format": self.request.format,
+            "volume": self.request.volume,
+            "bitrate": self.request.bitrate,
             "position_secs": round(self.position_secs, 3),
             "duration": self.duration,
             "frames_sent": self.frames_sent,
@@ -286,6 +291,8 @@ class Playback:
                     return
                 self._send(payload.data)
                 self.audio_frames += 1
+                if self.audio_frames == 1 and self.node.stats.observe_first_frame is not None:
+                    self.node.stats.observe_first_frame(time.monotonic() - self.created)
                 self._record_lateness(lateness)
                 if progress_every and self.audio_frames % progress_every == 0:
                     self._event(
@@ -311,6 +318,8 @@ class Playback:
         if not self.node.pace or self._pacer.in_burst(self.audio_frames - 1):
             return  # burst frames have no real-time deadline of their own
         self.node.stats.lateness.add(lateness)
+        if self.node.stats.observe_lateness is not None:
+            self.node.stats.observe_lateness(lateness)
         ms = lateness * 1000
         if ms > self.late_max_ms:
             self.late_max_ms = ms
