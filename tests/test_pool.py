@@ -1,0 +1,385 @@
+"""Scaling out: /info, /health load, /metrics, and NodePool / `route --node --http` with failover."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from snowmux.protocol import AudioFrame, Event
+from snowmux.receiver import NodeLoad, NodePool, Router, penalty
+
+from .audio_checks import dominant_frequency
+from .node_helpers import NodeProcess, RouteProcess, call, free_port
+
+TOKEN = "pool-token"
+
+
+# -- the penalty (unit) ---------------------------------------------------------------
+
+
+def test_penalty_orders_nodes_by_sessions_cpu_and_frame_trouble() -> None:
+    idle = NodeLoad()
+    two = NodeLoad(playing=2)
+    busy_cpu = NodeLoad(playing=2, cpu_load=0.5)
+    late = NodeLoad(playing=2, frames_late=300)
+    dropping = NodeLoad(playing=2, frames_dropped=300)
+    assert penalty(idle) == 0
+    assert penalty(two) == 2
+    ranked = sorted([dropping, busy_cpu, late, two, idle], key=penalty)
+    assert ranked == [idle, two, busy_cpu, late, dropping]
+    # 5 % of two sessions' frames late in the last minute: 1.03^25 x 300 - 300 on top.
+    assert penalty(late) == pytest.approx(2 + 1.03**25 * 300 - 300)
+    assert penalty(busy_cpu) == pytest.approx(2 + 1.05**50 * 10 - 10)
+    # Exponential: the CPU term grows faster than linearly, so a loaded node with few
+    # sessions loses to a cool node with many.
+    assert penalty(NodeLoad(playing=1, cpu_load=0.9)) > penalty(NodeLoad(playing=50, cpu_load=0.2))
+    # All of a minute's frames is the cap of each frame term.
+    assert penalty(NodeLoad(frames_dropped=3000)) == penalty(NodeLoad(frames_dropped=10**6))
+    # The same trouble spread over more sessions weighs less per session.
+    assert penalty(NodeLoad(playing=10, frames_late=300)) - 10 < penalty(late) - 2
+    assert NodeLoad.from_health(
+        {
+            "sessions": {"active": 5, "playing": 3, "paused": 2},
+            "cpu_load": 0.25,
+            "last_minute": {"frames_late": 7, "frames_dropped": 1},
+        }
+    ) == NodeLoad(playing=3, cpu_load=0.25, frames_late=7, frames_dropped=1)
+
+
+# -- the node side ------------------------------------------------------------------------
+
+
+async def test_info_health_and_metrics(tmp_path: Path) -> None:
+    with NodeProcess(tmp_path, "--token", TOKEN, "--codec-processes", "1") as node:
+        status, info = await call(node.url, "GET", "/info", token=TOKEN)
+        assert status == 200
+        assert info["protocol"] == "snowmux/1"
+        assert info["version"]
+        assert info["stream"] == {"unix": str(node.socket_path), "tcp": None}
+        assert info["formats"] == ["pcm", "opus", "web", "opus-packets"]
+        assert info["limits"]["max_sessions"] == 256
+        assert info["codec_processes"] == 1
+        assert (await call(node.url, "GET", "/info"))[0] == 401
+        status, _ = await call(
+            node.url, "POST", "/session/m/play", {"url": "tone:440?seconds=2.5"}, token=TOKEN
+        )
+        assert status == 200
+        await asyncio.sleep(3.2)
+        status, health = await call(node.url, "GET", "/health", token=TOKEN)
+        assert 0 < health["cpu_load"] <= 1.0
+        assert health["last_minute"] == {"frames_late": 0, "frames_dropped": 0} or set(
+            health["last_minute"]
+        ) == {"frames_late", "frames_dropped"}
+        status, denied = await call(node.url, "GET", "/metrics")
+        assert status == 401 and denied["status"] == "error"
+        import aiohttp
+
+        async with (
+            aiohttp.ClientSession() as client,
+            client.get(
+                node.url + "/metrics", headers={"Authorization": f"Bearer {TOKEN}"}
+            ) as response,
+        ):
+            assert response.status == 200
+            assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+            text = await response.text()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    sent = families["snowmux_frames_sent"].samples[0].value
+    assert sent >= 120  # 2.5 s of 20 ms frames (ready, then 125 frames)
+    assert "snowmux_frames_dropped" in families and "snowmux_frames_late" in families
+    states = {s.labels["state"]: s.value for s in families["snowmux_sessions"].samples}
+    assert states.get("finished") == 1
+    lateness = families["snowmux_frame_lateness_seconds"]
+    count = next(s.value for s in lateness.samples if s.name.endswith("_count"))
+    assert count >= 100  # every paced frame after the prebuffer burst
+    first = families["snowmux_play_to_first_frame_seconds"]
+    assert next(s.value for s in first.samples if s.name.endswith("_count")) == 1
+    cpu = {s.labels["process"]: s.value for s in families["snowmux_cpu_seconds"].samples}
+    assert cpu["node"] > 0 and cpu["codec_workers"] > 0
+    assert families["snowmux_receivers"].samples[0].value == 0
+
+
+# -- helpers for pools --------------------------------------------------------------------
+
+
+def children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (a node's codec workers)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat[stat.rfind(")") + 2 :].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def kill_node(node: NodeProcess) -> None:
+    """kill -9 the node and its codec workers, as a crashed machine would lose them."""
+    workers = children(node.pid)
+    assert workers, "a node runs its codec workers as child processes"
+    for pid in [node.pid, *workers]:
+        os.kill(pid, signal.SIGKILL)
+    assert node.process is not None
+    node.process.wait(5)
+
+
+def wav_seconds_and_windows(path: Path) -> tuple[float, list[float]]:
+    with wave.open(str(path)) as wav:
+        samples = np.frombuffer(wav.readframes(wav.getnframes()), "<i2").reshape(-1, 2).mean(axis=1)
+    size = 48000 // 4
+    windows = [
+        dominant_frequency(samples[i : i + size]) for i in range(0, len(samples) - size + 1, size)
+    ]
+    return len(samples) / 48000, windows
+
+
+async def wait_until(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+async def node_states(route_url: str) -> dict[str, str]:
+    status, body = await call(route_url, "GET", "/nodes", token=TOKEN)
+    assert status == 200, body
+    return {n["url"]: n["state"] for n in body["nodes"]}
+
+
+@pytest.fixture
+def three_nodes(tmp_path: Path) -> Iterator[list[NodeProcess]]:
+    nodes = []
+    try:
+        for index in range(3):
+            workdir = tmp_path / f"node{index}"
+            workdir.mkdir()
+            node = NodeProcess(
+                workdir,
+                "--http",
+                f"127.0.0.1:{free_port()}",
+                "--token",
+                TOKEN,
+                "--codec-processes",
+                "1",
+            )
+            nodes.append(node.start())
+        yield nodes
+    finally:
+        for node in nodes:
+            node.stop()
+
+
+# -- the CI test: 3 nodes, 6 sessions, kill -9 the busiest ------------------------------------
+
+TONES = {f"s{i}": 300 + 100 * i for i in range(6)}
+SECONDS = 8.0
+
+
+@pytest.mark.slow
+async def test_failover_three_nodes_six_sessions(
+    three_nodes: list[NodeProcess], tmp_path: Path
+) -> None:
+    started = time.monotonic()
+    route_port = free_port()
+    route_url = f"http://127.0.0.1:{route_port}"
+    node_args = [arg for node in three_nodes for arg in ("--node", node.url)]
+    with RouteProcess(
+        tmp_path / "route", None, *node_args, "--http", f"127.0.0.1:{route_port}", "--token", TOKEN
+    ) as route:
+        await route.wait_log("control API on the pool")
+        await wait_until(
+            lambda: _all_up(route_url, len(three_nodes)), 10, "every node up in GET /nodes"
+        )
+        placed: dict[str, str] = {}
+        for session_id, tone in TONES.items():
+            status, body = await call(
+                route_url,
+                "POST",
+                f"/session/{session_id}/play",
+                {"url": f"tone:{tone}?seconds={SECONDS}", "format": "pcm", "volume": 1.0},
+                token=TOKEN,
+            )
+            assert status == 200, body
+            placed[session_id] = body["node"]
+        assert len(set(placed.values())) >= 2, placed
+        status, listing = await call(route_url, "GET", "/sessions", token=TOKEN)
+        assert {e["session_id"]: e["node"] for e in listing["sessions"]} == placed
+
+        await asyncio.sleep(2.5)
+        counts = {url: list(placed.values()).count(url) for url in set(placed.values())}
+        busiest_url = max(counts, key=lambda url: counts[url])
+        busiest = next(node for node in three_nodes if node.url == busiest_url)
+        moved = [sid for sid, url in placed.items() if url == busiest_url]
+        kill_node(busiest)
+        killed_at = time.monotonic()
+        await wait_until(
+            lambda: _state_is(route_url, busiest_url, "down"), 5, "the killed node down"
+        )
+        for session_id in moved:
+            await route.wait_log(f"session {session_id} moved", timeout=10)
+        assert time.monotonic() - killed_at < 4
+
+        busiest.start()  # same HTTP port and socket: the same node URL
+        await wait_until(
+            lambda: _state_is(route_url, busiest_url, "up"), 15, "the restarted node up"
+        )
+        status, body = await call(
+            route_url,
+            "POST",
+            "/session/late-comer/play",
+            {"url": "tone:1500?seconds=1", "format": "pcm"},
+            token=TOKEN,
+        )
+        assert status == 200 and body["node"] == busiest_url, body
+
+        for session_id in [*TONES, "late-comer"]:
+            await route.wait_log(f"session {session_id} finished", timeout=20)
+        log = route.log()
+    for session_id, tone in TONES.items():
+        files = route.files(session_id)
+        assert len(files) == (2 if session_id in moved else 1), (session_id, files)
+        total = 0.0
+        for path in files:
+            seconds, windows = wav_seconds_and_windows(path)
+            total += seconds
+            assert all(abs(f - tone) <= 8 for f in windows), (session_id, path.name, windows)
+        assert abs(total - SECONDS) <= 1.0, (session_id, total)
+    for session_id in moved:
+        assert f"session {session_id} moved from={busiest_url}" in log
+    assert time.monotonic() - started < 60
+
+
+async def _all_up(route_url: str, count: int) -> bool:
+    states = await node_states(route_url)
+    return len(states) == count and set(states.values()) == {"up"}
+
+
+async def _state_is(route_url: str, url: str, state: str) -> bool:
+    return (await node_states(route_url)).get(url) == state
+
+
+# -- a restarted route adopts the running sessions -----------------------------------------------
+
+
+@pytest.mark.slow
+async def test_restarted_route_adopts_sessions_and_stops_one(tmp_path: Path) -> None:
+    node = NodeProcess(tmp_path, "--token", TOKEN, "--codec-processes", "1").start()
+    route_port = free_port()
+    route_url = f"http://127.0.0.1:{route_port}"
+    args = ("--node", node.url, "--http", f"127.0.0.1:{route_port}", "--token", TOKEN)
+    try:
+        # No --socket: the pool finds the node's stream through its /info.
+        first = RouteProcess(tmp_path / "first", None, *args)
+        second = RouteProcess(tmp_path / "second", None, *args)
+        with first:
+            await first.wait_log("control API on the pool")
+            for session_id in ("keep", "stop-me"):
+                status, body = await call(
+                    route_url,
+                    "POST",
+                    f"/session/{session_id}/play",
+                    {"url": "tone:440?seconds=30", "format": "opus"},
+                    token=TOKEN,
+                )
+                assert status == 200 and body["node"] == node.url, body
+            # The route answers as the node does, errors included.
+            for method, path, body in (
+                ("POST", "/session/x/play", {"url": ""}),
+                ("POST", "/session/x/play", [1]),
+                ("POST", "/session/x/pause", None),
+                ("GET", "/session/" + "x" * 200 + "/status", None),
+            ):
+                via_route = await call(route_url, method, path, body, token=TOKEN)
+                direct = await call(node.url, method, path, body, token=TOKEN)
+                assert via_route == direct, (path, via_route, direct)
+                assert 400 <= via_route[0] < 500
+            assert (await call(route_url, "GET", "/sessions"))[0] == 401
+            await first.wait_log("session keep ready")
+        # The first route is gone; its sessions play on.
+        with second:
+            await second.wait_log("control API on the pool")
+            status, listing = await call(route_url, "GET", "/sessions", token=TOKEN)
+            active = {e["session_id"]: e for e in listing["sessions"] if e["state"] == "playing"}
+            assert set(active) == {"keep", "stop-me"}
+            assert all(e["node"] == node.url for e in active.values())
+            status, body = await call(route_url, "POST", "/session/stop-me/stop", token=TOKEN)
+            assert status == 200 and body["node"] == node.url
+            await second.wait_log("session stop-me finished reason=stopped")
+            status, body = await call(node.url, "GET", "/session/stop-me/status", token=TOKEN)
+            assert body["state"] == "stopped"
+            status, body = await call(node.url, "GET", "/session/keep/status", token=TOKEN)
+            assert body["state"] == "playing"
+            await call(route_url, "POST", "/session/keep/stop", token=TOKEN)
+        # The adopted session's audio went on in a new file of the second route.
+        assert second.files("keep")
+    finally:
+        node.stop()
+
+
+# -- the library: frames(), and no node up for too long -------------------------------------------
+
+
+class Recording:
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def on_frame(self, frame: AudioFrame) -> None:
+        pass
+
+    def on_event(self, event: Event) -> None:
+        self.events.append(event)
+
+    def on_interrupted(self, reason: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.slow
+async def test_pool_library_frames_then_error_when_no_node_comes_back(tmp_path: Path) -> None:
+    node = NodeProcess(tmp_path, "--token", TOKEN, "--codec-processes", "1").start()
+    recording = Recording()
+    router = Router()
+    router.register("lib", recording)  # frames() below joins it, as with a Receiver
+    try:
+        async with NodePool([node.url], router, token=TOKEN, failover_wait=1.0) as pool:
+            assert [n["state"] for n in pool.describe_nodes()] == ["up"]
+            reply = await pool.play("lib", "tone:440?seconds=20", format="pcm")
+            assert reply["node"] == node.url
+            frames = []
+            async for frame in pool.frames("lib"):
+                frames.append(frame)
+                if len(frames) == 30:
+                    break
+            assert all(len(f.payload) == 3840 for f in frames)
+            status = await pool.status("lib")
+            assert status["state"] == "playing" and status["node"] == node.url
+            kill_node(node)
+            await wait_until(
+                lambda: any(e.type == "error" for e in recording.events), 6, "the error event"
+            )
+            error = next(e for e in recording.events if e.type == "error")
+            assert "no node" in error.data["message"]
+            assert not any(e.type == "moved" for e in recording.events)
+            assert pool.describe_nodes()[0]["state"] == "down"
+    finally:
+        node.stop()
