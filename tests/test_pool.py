@@ -18,7 +18,7 @@ from snowmux.protocol import AudioFrame, Event
 from snowmux.receiver import NodeLoad, NodePool, Router, penalty
 
 from .audio_checks import dominant_frequency
-from .node_helpers import NodeProcess, RouteProcess, call, free_port
+from .node_helpers import NodeProcess, RouteProcess, call, free_port, snowmux
 
 TOKEN = "pool-token"
 
@@ -234,8 +234,11 @@ async def test_failover_three_nodes_six_sessions(
             lambda: _state_is(route_url, busiest_url, "down"), 5, "the killed node down"
         )
         for session_id in moved:
-            await route.wait_log(f"session {session_id} moved", timeout=10)
-        assert time.monotonic() - killed_at < 4
+            await route.wait_log(f"session {session_id} ready", count=2, timeout=10)
+        # From the kill (the last frame of the dead node) to the new node's first
+        # frames: ~1.0 s to decide the node is down, then a play; README says < 2 s,
+        # measured ~1.2-1.5 s here; the bound is loose for a loaded CI machine.
+        assert time.monotonic() - killed_at < 3.5
 
         busiest.start()  # same HTTP port and socket: the same node URL
         await wait_until(
@@ -327,6 +330,8 @@ async def test_restarted_route_adopts_sessions_and_stops_one(tmp_path: Path) -> 
             assert body["state"] == "stopped"
             status, body = await call(node.url, "GET", "/session/keep/status", token=TOKEN)
             assert body["state"] == "playing"
+            shown = snowmux("status", "--node", route_url, "--token", TOKEN)
+            assert shown.returncode == 0 and f'"node": "{node.url}"' in shown.stdout
             await call(route_url, "POST", "/session/keep/stop", token=TOKEN)
         # The adopted session's audio went on in a new file of the second route.
         assert second.files("keep")
@@ -383,3 +388,20 @@ async def test_pool_library_frames_then_error_when_no_node_comes_back(tmp_path: 
             assert pool.describe_nodes()[0]["state"] == "down"
     finally:
         node.stop()
+
+
+def test_live_table_shows_each_sessions_node() -> None:
+    from snowmux.receiver.pool import PooledSession
+    from snowmux.receiver.route import render_pool_table
+    from snowmux.receiver.stats import SessionStats
+
+    async def render() -> str:
+        pool = NodePool(["http://127.0.0.1:1", "http://127.0.0.1:2"])
+        pool.sessions["alice"] = PooledSession("alice", pool.nodes[1], {"url": "tone:440"})
+        stats = SessionStats("alice", state="playing", format="pcm", frames=50)
+        return render_pool_table([stats], pool)
+
+    table = asyncio.run(render())
+    assert "0/2 nodes up" in table
+    row = next(line for line in table.splitlines() if line.startswith("alice"))
+    assert "http://127.0.0.1:2" in row and "playing" in row
