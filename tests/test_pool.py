@@ -58,6 +58,7 @@ def test_penalty_orders_nodes_by_sessions_cpu_and_frame_trouble() -> None:
 # -- the node side ------------------------------------------------------------------------
 
 
+@pytest.mark.spec("N1")
 async def test_info_health_and_metrics(tmp_path: Path) -> None:
     with NodeProcess(tmp_path, "--token", TOKEN, "--codec-processes", "1") as node:
         status, info = await call(node.url, "GET", "/info", token=TOKEN)
@@ -194,6 +195,7 @@ SECONDS = 8.0
 
 
 @pytest.mark.slow
+@pytest.mark.spec("N2", "N3")
 async def test_failover_three_nodes_six_sessions(
     three_nodes: list[NodeProcess], tmp_path: Path
 ) -> None:
@@ -266,6 +268,11 @@ async def test_failover_three_nodes_six_sessions(
             assert all(abs(f - tone) <= 8 for f in windows), (session_id, path.name, windows)
         assert abs(total - SECONDS) <= 1.0, (session_id, total)
     for session_id in moved:
+        lines = [line for line in log.splitlines() if f"session {session_id} " in line]
+        kinds = [line.split(f"session {session_id} ")[1].split()[0] for line in lines]
+        # moved, then the new node's ready, and the session finished exactly once
+        assert kinds[kinds.index("moved") + 1] == "ready", kinds
+        assert kinds.count("finished") == 1, kinds
         assert f"session {session_id} moved from={busiest_url}" in log
     assert time.monotonic() - started < 60
 
@@ -360,6 +367,7 @@ class Recording:
 
 
 @pytest.mark.slow
+@pytest.mark.spec("N3")
 async def test_pool_library_frames_then_error_when_no_node_comes_back(tmp_path: Path) -> None:
     node = NodeProcess(tmp_path, "--token", TOKEN, "--codec-processes", "1").start()
     recording = Recording()
