@@ -368,15 +368,18 @@ class Recording:
 
 @pytest.mark.slow
 @pytest.mark.spec("N3")
-async def test_pool_library_frames_then_error_when_no_node_comes_back(tmp_path: Path) -> None:
-    node = NodeProcess(tmp_path, "--token", TOKEN, "--codec-processes", "1").start()
+async def test_pool_library_frames_restart_moves_back_then_error_when_none_up(
+    tmp_path: Path,
+) -> None:
+    port_args = ("--http", f"127.0.0.1:{free_port()}", "--token", TOKEN, "--codec-processes", "1")
+    node = NodeProcess(tmp_path, *port_args).start()
     recording = Recording()
     router = Router()
     router.register("lib", recording)  # frames() below joins it, as with a Receiver
     try:
-        async with NodePool([node.url], router, token=TOKEN, failover_wait=1.0) as pool:
+        async with NodePool([node.url], router, token=TOKEN, failover_wait=20.0) as pool:
             assert [n["state"] for n in pool.describe_nodes()] == ["up"]
-            reply = await pool.play("lib", "tone:440?seconds=20", format="pcm")
+            reply = await pool.play("lib", "tone:440?seconds=30", format="pcm", volume=0.5)
             assert reply["node"] == node.url
             frames = []
             async for frame in pool.frames("lib"):
@@ -386,13 +389,26 @@ async def test_pool_library_frames_then_error_when_no_node_comes_back(tmp_path: 
             assert all(len(f.payload) == 3840 for f in frames)
             status = await pool.status("lib")
             assert status["state"] == "playing" and status["node"] == node.url
+            # The only node dies and comes back: the session waits for it, then goes on.
             kill_node(node)
+            await wait_until(lambda: pool.describe_nodes()[0]["state"] == "down", 5, "down")
+            assert (await pool.status("lib"))["state"] == "moving"
+            node.start()
             await wait_until(
-                lambda: any(e.type == "error" for e in recording.events), 6, "the error event"
+                lambda: sum(e.type == "ready" for e in recording.events) == 2, 20, "a new ready"
             )
-            error = next(e for e in recording.events if e.type == "error")
-            assert "no node" in error.data["message"]
-            assert not any(e.type == "moved" for e in recording.events)
+            kinds = [e.type for e in recording.events]
+            assert kinds[-2:] == ["moved", "ready"], kinds
+            moved, ready = recording.events[-2:]
+            assert moved.data["from"] == moved.data["to"] == node.url
+            assert moved.data["position_secs"] == ready.data["position_secs"] >= 0.6
+            status = await pool.status("lib")
+            assert status["state"] == "playing" and status["volume"] == 0.5
+            # It dies again and stays dead: after failover_wait, an error event.
+            pool.failover_wait = 1.0
+            kill_node(node)
+            await wait_until(lambda: recording.events[-1].type == "error", 8, "the error event")
+            assert "no node" in recording.events[-1].data["message"]
             assert pool.describe_nodes()[0]["state"] == "down"
     finally:
         node.stop()

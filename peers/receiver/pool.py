@@ -26,11 +26,12 @@ from urllib.parse import quote
 from snowmux.protocol import AudioFrame, Event, SessionIdError, validate_session_id
 
 from ..audio_format import FRAME_SECONDS, OPUS_SILENCE
-from ..control import NodeError
+from ..control import ControlClient, NodeError
 from ..defaults import NODE_URL
 from .penalty import penalty
 from .pool_node import (
     HEALTH_EVERY_SECONDS,
+    ControlFactory,
     EndpointFactory,
     NodeState,
     PooledNode,
@@ -109,6 +110,7 @@ class NodePool:
         *,
         token: str | None = None,
         endpoint_factory: EndpointFactory = default_endpoint,
+        control_factory: ControlFactory = ControlClient,
         failover_wait: float = FAILOVER_WAIT_SECONDS,
         health_every: float = HEALTH_EVERY_SECONDS,
     ) -> None:
@@ -122,6 +124,7 @@ class NodePool:
                 self,
                 token=token,
                 endpoint_factory=endpoint_factory,
+                control_factory=control_factory,
                 health_every=health_every,
             )
             for url in dict.fromkeys(u.rstrip("/") for u in nodes)
@@ -178,9 +181,9 @@ class NodePool:
         load = replace(node.load, playing=max(node.load.playing, self._owned(node)))
         return round(penalty(load), 3)
 
-    def ranked(self, exclude: PooledNode | None = None) -> list[PooledNode]:
+    def ranked(self) -> list[PooledNode]:
         """Up nodes, best (lowest penalty) first."""
-        up = [n for n in self.nodes if n.state is NodeState.UP and n is not exclude]
+        up = [n for n in self.nodes if n.state is NodeState.UP]
         return sorted(up, key=self.penalty)
 
     def describe_nodes(self) -> list[dict[str, Any]]:
@@ -486,7 +489,9 @@ class NodePool:
         while True:
             if not session.active or session.node is not old:
                 return  # stopped or replaced meanwhile
-            for target in self.ranked(exclude=old):
+            # Any up node, the old one included once it is back (a restarted node,
+            # or one that said hello without our playback, is healthy again).
+            for target in self.ranked():
                 position = round(session.position, 6)
                 self.router.route(
                     (

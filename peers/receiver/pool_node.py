@@ -29,6 +29,7 @@ from .router import Router
 
 __all__ = [
     "DOWN_AFTER_SECONDS",
+    "ControlFactory",
     "EndpointFactory",
     "NodeInfo",
     "NodeListener",
@@ -87,6 +88,9 @@ class NodeInfo:
 # the stream's own token and TLS (SPEC.md section 8): a factory that returns
 # an Endpoint carrying them.
 EndpointFactory = Callable[[str, NodeInfo], Endpoint]
+# Builds the control client of a node from its URL and the token: the hook
+# for an HTTPS client with its own CA or certificates.
+ControlFactory = Callable[[str, str | None], ControlClient]
 
 
 def default_endpoint(node_url: str, info: NodeInfo) -> Endpoint:
@@ -162,11 +166,12 @@ class PooledNode:
         *,
         token: str | None = None,
         endpoint_factory: EndpointFactory = default_endpoint,
+        control_factory: ControlFactory = ControlClient,
         health_every: float = HEALTH_EVERY_SECONDS,
     ) -> None:
         self.url = url.rstrip("/")
         self.listener = listener
-        self.client = ControlClient(self.url, token)
+        self.client = control_factory(self.url, token)
         self.info: NodeInfo | None = None
         self.receiver: Receiver | None = None
         self.state = NodeState.DOWN
