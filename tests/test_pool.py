@@ -429,3 +429,34 @@ def test_live_table_shows_each_sessions_node() -> None:
     assert "0/2 nodes up" in table
     row = next(line for line in table.splitlines() if line.startswith("alice"))
     assert "http://127.0.0.1:2" in row and "playing" in row
+
+
+@pytest.mark.spec("N2")
+def test_only_the_owner_node_feeds_a_sessions_sinks() -> None:
+    from snowmux.receiver.pool import PooledSession
+
+    async def scenario() -> tuple[list[str], int, PooledSession]:
+        recording = Recording()
+        router = Router(lambda session_id: recording)
+        pool = NodePool(["http://127.0.0.1:9", "http://127.0.0.1:10"], router)
+        old, new = pool.nodes
+        session = PooledSession("s", new, {"url": "tone:440", "format": "pcm"}, start=3.0)
+        pool.sessions["s"] = session
+        ready = Event.create("ready", "s", format="pcm", position_secs=3.0)
+        pool.on_event(old, ready)  # the node the session moved away from still plays it
+        pool.on_frame(old, AudioFrame("s", bytes(3840)))
+        pool.on_event(new, ready)
+        for _ in range(5):
+            pool.on_frame(new, AudioFrame("s", bytes(3840)))
+        pool.on_event(new, Event.create("finished", "s", reason="replaced"))
+        still_active = session.active
+        pool.on_event(new, Event.create("finished", "s", reason="finished"))
+        await asyncio.sleep(0.2)  # the stop sent to the old node fails quietly (nothing listens)
+        await pool.close()
+        assert still_active and not session.active
+        return [e.type for e in recording.events], pool.dropped_frames, session
+
+    kinds, dropped, session = asyncio.run(scenario())
+    assert kinds == ["ready", "finished", "finished"]
+    assert dropped == 1
+    assert session.position == pytest.approx(3.0 + 5 * 0.020)

@@ -378,7 +378,7 @@ class NodePool:
                     log.warning(
                         "session %s still plays on %s: stopping it", event.session_id, node.url
                     )
-                    self._spawn(self._quietly(node.client.stop(event.session_id)))
+                    self._spawn(self._quietly(node, "stop", event.session_id))
                 return
             session = None  # ended here, now played directly on another node: adopt it
         if session is None:
@@ -392,7 +392,7 @@ class NodePool:
             session.frames = 0
             session.moving = False
             if session.paused:
-                self._spawn(self._quietly(node.client.pause(event.session_id)))
+                self._spawn(self._quietly(node, "pause", event.session_id))
         elif event.type == "error" or (
             event.type == "finished" and event.data.get("reason") != "replaced"
         ):
@@ -537,6 +537,7 @@ class NodePool:
         self.router.route((event,))
 
     @staticmethod
-    async def _quietly(call: Coroutine[Any, Any, Any]) -> None:
+    async def _quietly(node: PooledNode, action: str, session_id: str) -> None:
+        """A control call whose failure changes nothing (the node is gone or the session ended)."""
         with contextlib.suppress(NodeError):
-            await call
+            await node.client.request("POST", _path(session_id, action))
