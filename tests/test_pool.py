@@ -74,7 +74,13 @@ async def test_info_health_and_metrics(tmp_path: Path) -> None:
             node.url, "POST", "/session/m/play", {"url": "tone:440?seconds=2.5"}, token=TOKEN
         )
         assert status == 200
-        await asyncio.sleep(3.2)
+
+        async def finished() -> bool:
+            _, body = await call(node.url, "GET", "/session/m/status", token=TOKEN)
+            return bool(body["state"] == "finished")
+
+        await wait_until(finished, 20, "the playback's end")
+        await asyncio.sleep(1.1)  # one more load sample after the end
         status, health = await call(node.url, "GET", "/health", token=TOKEN)
         assert 0 < health["cpu_load"] <= 1.0
         assert health["last_minute"] == {"frames_late": 0, "frames_dropped": 0} or set(
@@ -268,7 +274,9 @@ async def test_failover_three_nodes_six_sessions(
             assert all(abs(f - tone) <= 8 for f in windows), (session_id, path.name, windows)
         assert abs(total - SECONDS) <= 1.0, (session_id, total)
     for session_id in moved:
-        lines = [line for line in log.splitlines() if f"session {session_id} " in line]
+        lines = [  # the route's one line per event
+            line for line in log.splitlines() if f"snowmux.route: session {session_id} " in line
+        ]
         kinds = [line.split(f"session {session_id} ")[1].split()[0] for line in lines]
         # moved, then the new node's ready, and the session finished exactly once
         assert kinds[kinds.index("moved") + 1] == "ready", kinds

@@ -515,10 +515,10 @@ class NodePool:
                 session.moving = False
                 session.moves.append(target.url)
                 log.warning(
-                    "session %s moved from %s to %s at %.3fs",
+                    "session %s: now on %s (from %s, at %.3fs)",
                     session_id,
-                    old.url,
                     target.url,
+                    old.url,
                     position,
                 )
                 return
