@@ -468,3 +468,25 @@ def test_only_the_owner_node_feeds_a_sessions_sinks() -> None:
     assert kinds == ["ready", "finished", "finished"]
     assert dropped == 1
     assert session.position == pytest.approx(3.0 + 5 * 0.020)
+
+
+def test_stream_endpoint_from_info(tmp_path: Path) -> None:
+    from snowmux.receiver.pool_node import NodeInfo, default_endpoint
+
+    socket_path = tmp_path / "node.sock"
+    socket_path.touch()
+    both = NodeInfo.from_json(
+        {"protocol": "snowmux/1", "stream": {"unix": str(socket_path), "tcp": "0.0.0.0:8181"}}
+    )
+    # On this machine: the Unix socket; elsewhere: TCP, at the URL's host when the
+    # node listens on every address.
+    assert default_endpoint("http://127.0.0.1:8180", both).unix_path == socket_path
+    assert default_endpoint("http://audio1:8180", both).tcp == ("audio1", 8181)
+    tcp_only = NodeInfo.from_json({"stream": {"unix": None, "tcp": "10.0.0.5:9000"}})
+    assert default_endpoint("http://127.0.0.1:8180", tcp_only).tcp == ("10.0.0.5", 9000)
+    gone = NodeInfo.from_json({"stream": {"unix": str(tmp_path / "missing"), "tcp": "[::1]:7"}})
+    assert default_endpoint("http://localhost:8180", gone).tcp == ("::1", 7)
+    with pytest.raises(ValueError, match="no stream"):
+        default_endpoint("http://x:1", NodeInfo.from_json({"stream": {}}))
+    with pytest.raises(ValueError, match="stream"):
+        NodeInfo.from_json({"status": "error"})

@@ -84,17 +84,21 @@ class NodeInfo:
         )
 
 
-# Builds the stream endpoint of a node from its URL and /info. The hook for
-# the stream's own token and TLS (SPEC.md section 8): a factory that returns
-# an Endpoint carrying them.
-EndpointFactory = Callable[[str, NodeInfo], Endpoint]
+# Builds the stream endpoint of a node from its URL, its /info and the pool's
+# token. The hook for the stream's own token and TLS (the hardening of the
+# stream): a factory that returns an Endpoint carrying them.
+EndpointFactory = Callable[[str, NodeInfo, str | None], Endpoint]
 # Builds the control client of a node from its URL and the token: the hook
 # for an HTTPS client with its own CA or certificates.
 ControlFactory = Callable[[str, str | None], ControlClient]
 
 
-def default_endpoint(node_url: str, info: NodeInfo) -> Endpoint:
-    """The node's Unix socket when it is on this machine, else its TCP address."""
+def default_endpoint(node_url: str, info: NodeInfo, token: str | None = None) -> Endpoint:
+    """The node's Unix socket when it is on this machine, else its TCP address.
+
+    ``token`` is the pool's: where Endpoint takes a stream token (and TLS), pass
+    it on here; until then the stream is reached as `snowmux route` does.
+    """
     host = urlsplit(node_url).hostname or "127.0.0.1"
     if info.unix and (host in LOOPBACK_HOSTS or not info.tcp) and Path(info.unix).exists():
         return Endpoint(unix_path=Path(info.unix))
@@ -179,6 +183,7 @@ class PooledNode:
         self.last_error: str | None = None
         self.checked = asyncio.Event()  # set after the first /info or /health attempt
         self._endpoint_factory = endpoint_factory
+        self._token = token
         self._health_every = health_every
         self._failing_since: float | None = None
         self._wake = asyncio.Event()
@@ -232,7 +237,7 @@ class PooledNode:
                 self.client.request("GET", "/info"), HEALTH_TIMEOUT_SECONDS
             )
             info = NodeInfo.from_json(reply)
-            endpoint = self._endpoint_factory(self.url, info)
+            endpoint = self._endpoint_factory(self.url, info, self._token)
         except (TimeoutError, NodeError, ValueError) as exc:
             self.last_error = f"GET /info: {exc}"
             return
