@@ -306,7 +306,8 @@ async def test_restarted_route_adopts_sessions_and_stops_one(tmp_path: Path) -> 
     try:
         # No --socket: the pool finds the node's stream through its /info.
         first = RouteProcess(tmp_path / "first", None, *args)
-        second = RouteProcess(tmp_path / "second", None, *args)
+        ws_port = free_port()
+        second = RouteProcess(tmp_path / "second", None, *args, "--ws", f"127.0.0.1:{ws_port}")
         with first:
             await first.wait_log("control API on the pool")
             for session_id in ("keep", "stop-me"):
@@ -338,6 +339,15 @@ async def test_restarted_route_adopts_sessions_and_stops_one(tmp_path: Path) -> 
             active = {e["session_id"]: e for e in listing["sessions"] if e["state"] == "playing"}
             assert set(active) == {"keep", "stop-me"}
             assert all(e["node"] == node.url for e in active.values())
+            # The pool's sessions reach the route's other sinks too (--ws here).
+            import aiohttp
+
+            async with (
+                aiohttp.ClientSession() as client,
+                client.ws_connect(f"ws://127.0.0.1:{ws_port}/ws?session_id=keep") as ws,
+            ):
+                message = await ws.receive(timeout=10)
+                assert message.type == aiohttp.WSMsgType.BINARY
             status, body = await call(route_url, "POST", "/session/stop-me/stop", token=TOKEN)
             assert status == 200 and body["node"] == node.url
             await second.wait_log("session stop-me finished reason=stopped")

@@ -169,36 +169,16 @@ async def run_route(options: RouteOptions) -> int:
 
     router = ReportingRouter(make_sink) if options.report_ndjson else Router(make_sink)
     if options.nodes or options.endpoint is None:
-        return await _run_pool_route(options, router)
+        return await _run_pool_route(options, router, hub)
     receiver = Receiver(options.endpoint, router)
     if options.report_ndjson:
         receiver.on_protocol_error = report_error
-    runners: list[Any] = []
     control: Any = None
-    if hub is not None:
-        from aiohttp import web
+    if options.web is not None:
+        from ..control import ControlClient
 
-        apps = []
-        if options.ws is not None:
-            apps.append((hub.app(), options.ws, "websocket sink: ws://%s:%d/ws?session_id=ID"))
-        if options.web is not None:
-            from ..control import ControlClient
-            from .web import build_web_app
-
-            control = ControlClient(options.node_url, options.node_token)
-            apps.append(
-                (
-                    build_web_app(hub, control, options.web_token),
-                    options.web,
-                    "web playground: http://%s:%d/",
-                )
-            )
-        for app, (host, port), message in apps:
-            runner = web.AppRunner(app, access_log=None, handle_signals=False)
-            await runner.setup()
-            await web.TCPSite(runner, host, port).start()
-            runners.append(runner)
-            log.info(message, host, port)
+        control = ControlClient(options.node_url, options.node_token)
+    runners = await _serve_apps(options, hub, control)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, receiver.stop)
@@ -222,7 +202,36 @@ async def run_route(options: RouteOptions) -> int:
     return exit_code
 
 
-async def _run_pool_route(options: RouteOptions, router: Router) -> int:
+async def _serve_apps(options: RouteOptions, hub: Any, control: Any) -> list[Any]:
+    """Start the --ws sink and the --web playground (driving ``control``); return runners."""
+    if hub is None:
+        return []
+    from aiohttp import web
+
+    apps = []
+    if options.ws is not None:
+        apps.append((hub.app(), options.ws, "websocket sink: ws://%s:%d/ws?session_id=ID"))
+    if options.web is not None:
+        from .web import build_web_app
+
+        apps.append(
+            (
+                build_web_app(hub, control, options.web_token),
+                options.web,
+                "web playground: http://%s:%d/",
+            )
+        )
+    runners = []
+    for app, (host, port), message in apps:
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        await web.TCPSite(runner, host, port).start()
+        runners.append(runner)
+        log.info(message, host, port)
+    return runners
+
+
+async def _run_pool_route(options: RouteOptions, router: Router, hub: Any) -> int:
     """`route --node URL... [--http HOST:PORT]`: the sinks fed by a NodePool."""
     from .pool import NodePool
 
@@ -231,10 +240,11 @@ async def _run_pool_route(options: RouteOptions, router: Router) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    runner: Any = None
+    runners: list[Any] = []
     table = None
     try:
         await pool.start()
+        runners = await _serve_apps(options, hub, pool)
         if options.http is not None:
             from aiohttp import web
 
@@ -245,6 +255,7 @@ async def _run_pool_route(options: RouteOptions, router: Router) -> int:
             )
             await runner.setup()
             await web.TCPSite(runner, *options.http).start()
+            runners.append(runner)
             log.info("control API on the pool: http://%s:%d", *options.http)
         log.info(
             "pool of %d nodes: %s",
@@ -259,7 +270,7 @@ async def _run_pool_route(options: RouteOptions, router: Router) -> int:
             table.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await table
-        if runner is not None:
+        for runner in runners:
             await runner.cleanup()
         await pool.close()
         router.close()
