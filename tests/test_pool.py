@@ -500,3 +500,34 @@ def test_stream_endpoint_from_info(tmp_path: Path) -> None:
         default_endpoint("http://x:1", NodeInfo.from_json({"stream": {}}))
     with pytest.raises(ValueError, match="stream"):
         NodeInfo.from_json({"status": "error"})
+
+
+@pytest.mark.slow
+@pytest.mark.spec("N2", "N3")
+async def test_node_that_says_hello_without_our_playback_loses_it_to_a_replay(
+    tmp_path: Path,
+) -> None:
+    from snowmux.receiver.pool import PooledSession
+
+    node = NodeProcess(tmp_path, "--codec-processes", "1").start()
+    recording = Recording()
+    router = Router(lambda session_id: recording)
+    try:
+        async with NodePool([node.url], router) as pool:
+            (pooled,) = pool.nodes
+            # What the pool believes after a node restarted faster than the 1 s rule:
+            # "ghost" plays there, 1.5 s in; the node's stream says hello again.
+            pool.sessions["ghost"] = PooledSession(
+                "ghost", pooled, {"url": "tone:660?seconds=3", "format": "pcm"}, start=1.5
+            )
+            pool.on_hello(pooled)
+            await wait_until(
+                lambda: [e.type for e in recording.events][:2] == ["moved", "ready"], 10, "a replay"
+            )
+            moved, ready = recording.events[:2]
+            assert moved.data["position_secs"] == ready.data["position_secs"] == 1.5
+            assert (await pool.health())["nodes"] == {"up": 1, "total": 1}
+            status = await pool.status("ghost")
+            assert status["node"] == node.url and status["url"] == "tone:660?seconds=3"
+    finally:
+        node.stop()

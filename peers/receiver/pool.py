@@ -296,6 +296,15 @@ class NodePool:
                 return {**reply, "node": node.url}
         raise NodeError(404, f"unknown session {session_id}")
 
+    async def health(self) -> dict[str, Any]:
+        """The pool's own health: how many nodes are up, how many sessions are active."""
+        up = sum(1 for n in self.nodes if n.state is NodeState.UP)
+        return {
+            "status": "ok" if up else "no node up",
+            "nodes": {"up": up, "total": len(self.nodes)},
+            "sessions": {"active": sum(1 for s in self.sessions.values() if s.active)},
+        }
+
     async def _all_sessions(self) -> list[dict[str, Any]]:
         up = self.ranked()
         listings = await asyncio.gather(*(n.client.status() for n in up), return_exceptions=True)

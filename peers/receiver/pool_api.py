@@ -72,15 +72,7 @@ def build_pool_app(pool: NodePool, token: str | None) -> web.Application:
         return web.json_response({"nodes": pool.describe_nodes()})
 
     async def health(request: web.Request) -> web.Response:
-        described = pool.describe_nodes()
-        up = sum(1 for n in described if n["state"] == "up")
-        return web.json_response(
-            {
-                "status": "ok" if up else "no node up",
-                "nodes": {"up": up, "total": len(described)},
-                "sessions": {"active": sum(1 for s in pool.sessions.values() if s.active)},
-            }
-        )
+        return web.json_response(await pool.health())
 
     app = web.Application(middlewares=[errors_as_json], client_max_size=MAX_BODY_BYTES)
     app.router.add_post("/session/{session_id}/play", play)
