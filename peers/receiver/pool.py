@@ -244,6 +244,8 @@ class NodePool:
                     )
                     continue  # unreachable or full: the next best node
                 raise
+            if previous is not None and previous is not session:
+                previous.active = False  # its playback was replaced (or its node is gone)
             return {**reply, "node": node.url}
         raise NoNodeUp()  # not reached: the loop returns or raises
 
@@ -496,8 +498,12 @@ class NodePool:
         session_id = session.session_id
         deadline = time.monotonic() + self.failover_wait
         while True:
-            if not session.active or session.node is not old:
-                return  # stopped or replaced meanwhile
+            if (
+                not session.active
+                or session.node is not old
+                or self.sessions.get(session_id) is not session
+            ):
+                return  # stopped, or played anew, meanwhile
             # Any up node, the old one included once it is back (a restarted node,
             # or one that said hello without our playback, is healthy again).
             for target in self.ranked():
