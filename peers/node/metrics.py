@@ -8,6 +8,8 @@
 # are read from NodeStats at scrape time by a custom collector, so the hot
 # path pays nothing for them; only the two histograms are observed as events
 # happen. Worker CPU is read from /proc (Linux); elsewhere it counts as 0.
+# A crashed worker's CPU seconds go with it: the workers' counter then drops,
+# which Prometheus' rate() reads as a counter reset.
 from __future__ import annotations
 
 import os
