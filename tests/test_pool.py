@@ -273,6 +273,9 @@ async def test_failover_three_nodes_six_sessions(
             total += seconds
             assert all(abs(f - tone) <= 8 for f in windows), (session_id, path.name, windows)
         assert abs(total - SECONDS) <= 1.0, (session_id, total)
+        # The move resumed at the last frame received + 20 ms: nothing skipped or
+        # repeated beyond 100 ms (SPEC.md [N2]); measured: exactly 8.0 s each.
+        assert abs(total - SECONDS) <= 0.1, (session_id, total)
     for session_id in moved:
         lines = [  # the route's one line per event
             line for line in log.splitlines() if f"snowmux.route: session {session_id} " in line
@@ -531,3 +534,28 @@ async def test_node_that_says_hello_without_our_playback_loses_it_to_a_replay(
             assert status["node"] == node.url and status["url"] == "tone:660?seconds=3"
     finally:
         node.stop()
+
+
+def test_position_counts_audio_frames_only() -> None:
+    from snowmux.receiver.pool import PooledSession
+
+    def page(packet: bytes) -> bytes:  # one Ogg page holding one packet (RFC 3533)
+        return b"OggS" + bytes(22) + bytes([1, len(packet)]) + packet
+
+    async def count() -> tuple[float, float, float]:
+        pool = NodePool(["http://127.0.0.1:9"])
+        (node,) = pool.nodes
+        opus = PooledSession("o", node, {"url": "u", "format": "opus"}, start=2.0)
+        for payload in (page(b"OpusHead" + bytes(11)), page(b"OpusTags" + bytes(8))):
+            opus.count(payload)
+        for _ in range(10):
+            opus.count(page(b"\xfc" + bytes(100)))
+        packets = PooledSession("p", node, {"url": "u", "format": "opus-packets"})
+        for payload in [b"\xfc" + bytes(50)] * 4 + [b"\xf8\xff\xfe"] * 5:
+            packets.count(payload)
+        pcm = PooledSession("c", node, {"url": "u"}, start=1.0)
+        pcm.count(bytes(3840))
+        await pool.close()
+        return opus.position, packets.position, pcm.position
+
+    assert asyncio.run(count()) == pytest.approx((2.2, 0.08, 1.02))
