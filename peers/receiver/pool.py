@@ -246,6 +246,9 @@ class NodePool:
                 raise
             if previous is not None and previous is not session:
                 previous.active = False  # its playback was replaced (or its node is gone)
+            log.info(
+                "session %s: playing on %s (penalty %.1f)", session_id, node.url, self.penalty(node)
+            )
             return {**reply, "node": node.url}
         raise NoNodeUp()  # not reached: the loop returns or raises
 
