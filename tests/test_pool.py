@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from snowmux.protocol import AudioFrame, Event
+from snowmux.protocol import AudioFrame, Decoder, Event
 from snowmux.receiver import NodeLoad, NodePool, Router, penalty
 
 from .audio_checks import dominant_frequency
@@ -61,12 +61,19 @@ def test_penalty_orders_nodes_by_sessions_cpu_and_frame_trouble() -> None:
 
 @pytest.mark.spec("N1")
 async def test_info_health_and_metrics(tmp_path: Path) -> None:
-    with NodeProcess(tmp_path, "--token", TOKEN, "--codec-processes", "1") as node:
+    args = ("--token", TOKEN, "--codec-processes", "1", "--tcp", "127.0.0.1:0")
+    with NodeProcess(tmp_path, *args) as node:
         status, info = await call(node.url, "GET", "/info", token=TOKEN)
         assert status == 200
         assert info["protocol"] == "snowmux/1"
         assert info["version"]
-        assert info["stream"] == {"unix": str(node.socket_path), "tcp": None}
+        assert info["stream"]["unix"] == str(node.socket_path)
+        host, _, port = info["stream"]["tcp"].rpartition(":")
+        assert host == "127.0.0.1" and int(port) > 0  # the bound port, not the asked-for 0
+        reader, writer = await asyncio.open_connection(host, int(port))
+        (hello, *_) = Decoder().feed(await reader.read(4096))
+        writer.close()
+        assert isinstance(hello, Event) and hello.type == "hello"
         assert info["formats"] == ["pcm", "opus", "web", "opus-packets"]
         assert info["limits"]["max_sessions"] == 256
         assert info["codec_processes"] == 1

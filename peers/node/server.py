@@ -79,6 +79,7 @@ class Node:
         context.stats.observe_lateness = self.metrics.lateness.observe
         context.stats.observe_first_frame = self.metrics.first_frame.observe
         self._sampling: asyncio.Task[None] | None = None
+        self.tcp_address: tuple[str, int] | None = config.tcp
         self.policy = MediaPolicy(config.media_root, config.allow_remote)
         self._servers: list[asyncio.base_events.Server] = []
         self._runner: web.AppRunner | None = None
@@ -97,7 +98,7 @@ class Node:
 
     def info(self) -> dict[str, Any]:
         """GET /info: all a receiver needs to find this node's stream (README "Scaling out")."""
-        tcp = self.config.tcp
+        tcp = self.tcp_address
         return {
             "protocol": PROTOCOL_VERSION,
             "version": _package_version(),
@@ -126,7 +127,10 @@ class Node:
         await self._start_unix()
         if self.config.tcp is not None:
             host, port = self.config.tcp
-            self._servers.append(await asyncio.start_server(self.hub.serve_connection, host, port))
+            tcp_server = await asyncio.start_server(self.hub.serve_connection, host, port)
+            self._servers.append(tcp_server)
+            port = tcp_server.sockets[0].getsockname()[1] if tcp_server.sockets else port
+            self.tcp_address = (host, port)  # the bound port, when --tcp asked for port 0
             log.info("receivers: tcp %s:%d", host, port)
         self._sampling = asyncio.get_running_loop().create_task(self._sample_load())
         app = build_app(
