@@ -527,14 +527,22 @@ def test_stream_endpoint_from_info(tmp_path: Path) -> None:
 async def test_node_that_says_hello_without_our_playback_loses_it_to_a_replay(
     tmp_path: Path,
 ) -> None:
+    from snowmux.receiver import Endpoint
     from snowmux.receiver.pool import PooledSession
+    from snowmux.receiver.pool_node import NodeInfo
 
-    node = NodeProcess(tmp_path, "--codec-processes", "1").start()
+    def over_tcp(url: str, info: NodeInfo, token: str | None) -> Endpoint:
+        assert info.tcp is not None
+        host, _, port = info.tcp.rpartition(":")
+        return Endpoint(tcp=(host, int(port)))
+
+    node = NodeProcess(tmp_path, "--codec-processes", "1", "--tcp", "127.0.0.1:0").start()
     recording = Recording()
     router = Router(lambda session_id: recording)
     try:
-        async with NodePool([node.url], router) as pool:
+        async with NodePool([node.url], router, endpoint_factory=over_tcp) as pool:
             (pooled,) = pool.nodes
+            assert pooled.receiver is not None and pooled.receiver.endpoint.tcp is not None
             # What the pool believes after a node restarted faster than the 1 s rule:
             # "ghost" plays there, 1.5 s in; the node's stream says hello again.
             pool.sessions["ghost"] = PooledSession(
