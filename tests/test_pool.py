@@ -327,7 +327,16 @@ async def test_restarted_route_adopts_sessions_and_stops_one(tmp_path: Path) -> 
         # No --socket: the pool finds the node's stream through its /info.
         first = RouteProcess(tmp_path / "first", None, *args)
         ws_port = free_port()
-        second = RouteProcess(tmp_path / "second", None, *args, "--ws", f"127.0.0.1:{ws_port}")
+        web_port = free_port()
+        second = RouteProcess(
+            tmp_path / "second",
+            None,
+            *args,
+            "--ws",
+            f"127.0.0.1:{ws_port}",
+            "--web",
+            f"127.0.0.1:{web_port}",
+        )
         with first:
             await first.wait_log("control API on the pool")
             for session_id in ("keep", "stop-me"):
@@ -368,6 +377,11 @@ async def test_restarted_route_adopts_sessions_and_stops_one(tmp_path: Path) -> 
             ):
                 message = await ws.receive(timeout=10)
                 assert message.type == aiohttp.WSMsgType.BINARY
+            # ... and the playground's buttons drive the pool (its answers carry "node").
+            status, body = await call(
+                f"http://127.0.0.1:{web_port}", "GET", "/api/session/keep/status"
+            )
+            assert status == 200 and body["node"] == node.url
             status, body = await call(route_url, "POST", "/session/stop-me/stop", token=TOKEN)
             assert status == 200 and body["node"] == node.url
             await second.wait_log("session stop-me finished reason=stopped")
