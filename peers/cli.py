@@ -320,7 +320,20 @@ def status(session_id: str | None, node: str, token: str | None) -> None:
     default=None,
     help="Require this token for the playground's subscriptions and controls.",
 )
-@NODE
+@click.option(
+    "--node",
+    "nodes",
+    multiple=True,
+    envvar="SNOWMUX_NODE",
+    help="A node's control API; repeat it for a pool of nodes whose streams are found "
+    'through their /info (README "Scaling out") [default: the local node].',
+)
+@click.option(
+    "--http",
+    type=host_port(defaults.HTTP_HOST),
+    default=None,
+    help="Serve the node's control API on the pool of --node nodes at HOST:PORT.",
+)
 @TOKEN
 @click.option(
     "--report-ndjson",
@@ -336,24 +349,31 @@ def route(
     ws_token: str | None,
     web: tuple[str, int] | None,
     web_token: str | None,
-    node: str,
+    nodes: tuple[str, ...],
+    http: tuple[str, int] | None,
     token: str | None,
     report_ndjson: bool,
     log_level: str,
 ) -> None:
-    """Receive a node's stream and route every frame to its session's sinks."""
+    """Receive a node's stream (or a pool's) and route every frame to its session's sinks."""
     from .receiver.connection import Endpoint
     from .receiver.route import RouteOptions, run_route
 
     if socket_path is not None and tcp is not None:
         raise click.UsageError("give --socket or --tcp, not both")
+    one_stream = socket_path is not None or tcp is not None
+    if http is not None and one_stream:
+        raise click.UsageError("--http serves a pool of --node nodes: drop --socket/--tcp")
     live = sys.stdout.isatty() and not report_ndjson
     setup_logging(log_level if not live else "warning")
-    endpoint = (
-        Endpoint(tcp=tcp)
-        if tcp
-        else Endpoint(unix_path=socket_path or defaults.default_socket_path())
-    )
+    endpoint: Endpoint | None = None
+    if one_stream or not (nodes or http):
+        endpoint = (
+            Endpoint(tcp=tcp)
+            if tcp
+            else Endpoint(unix_path=socket_path or defaults.default_socket_path())
+        )
+    node = nodes[0] if nodes else defaults.NODE_URL
     options = RouteOptions(
         endpoint=endpoint,
         out_dir=out_dir,
@@ -365,6 +385,8 @@ def route(
         web_token=web_token,
         node_url=node,
         node_token=token,
+        nodes=nodes if endpoint is None else (),
+        http=http,
     )
     sys.exit(asyncio.run(run_route(options)))
 

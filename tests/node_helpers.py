@@ -148,16 +148,17 @@ class Recorder:
 class RouteProcess:
     """`python -m snowmux.cli route` writing files to ``out_dir`` (log lines, not a tty)."""
 
-    def __init__(self, workdir: Path, socket_path: Path, *args: str) -> None:
+    def __init__(self, workdir: Path, socket_path: Path | None, *args: str) -> None:
+        """``socket_path`` None: a pool route (``--node URL`` in ``args``)."""
         self.out_dir = workdir / "out"
         self.log_path = workdir / "route.log"
+        workdir.mkdir(parents=True, exist_ok=True)
         self.command = [
             sys.executable,
             "-m",
             "snowmux.cli",
             "route",
-            "--socket",
-            str(socket_path),
+            *(("--socket", str(socket_path)) if socket_path is not None else ()),
             "--out",
             str(self.out_dir),
             "--log-level",

@@ -14,6 +14,7 @@
 # ([A3]), which defeats DNS rebinding (a rebound page sends its own Host).
 # A play waits until the codec worker has opened the media and decoded its
 # first block, so a missing or undecodable file fails the request ([A4]).
+# /info and /metrics (README "Scaling out") sit behind the same token.
 # Parser-level 400s (a malformed request line or header) are answered by
 # aiohttp before any application code runs; they stay aiohttp's text/plain.
 from __future__ import annotations
@@ -118,6 +119,8 @@ def build_app(
     policy: MediaPolicy,
     token: str | None,
     health_extra: Callable[[], dict[str, Any]],
+    info: Callable[[], dict[str, Any]] | None = None,
+    metrics: Callable[[str | None], tuple[bytes, str]] | None = None,
 ) -> web.Application:
     started = time.monotonic()
 
@@ -238,6 +241,15 @@ def build_app(
             }
         )
 
+    async def node_info(request: web.Request) -> web.Response:
+        assert info is not None
+        return web.json_response(info())
+
+    async def prometheus(request: web.Request) -> web.Response:
+        assert metrics is not None
+        body, content_type = metrics(request.headers.get("Accept"))
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
     app = web.Application(middlewares=[errors_as_json], client_max_size=MAX_BODY_BYTES)
     app.router.add_post("/session/{session_id}/play", play)
     app.router.add_post("/session/{session_id}/stop", stop)
@@ -246,4 +258,8 @@ def build_app(
     app.router.add_get("/session/{session_id}/status", status)
     app.router.add_get("/sessions", list_sessions)
     app.router.add_get("/health", health)
+    if info is not None:
+        app.router.add_get("/info", node_info)
+    if metrics is not None:
+        app.router.add_get("/metrics", prometheus)
     return app

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.metadata
 import logging
 import os
 import signal
@@ -18,15 +19,16 @@ from typing import Any
 
 from aiohttp import web
 
-from snowmux.protocol import DEFAULT_MAX_FRAME_LENGTH
+from snowmux.protocol import DEFAULT_MAX_FRAME_LENGTH, PAYLOAD_FORMATS, PROTOCOL_VERSION
 
 from .. import defaults
 from ..audio_format import FRAME_SECONDS
 from ..defaults import default_socket_path
-from .api import build_app
+from .api import MAX_BODY_BYTES, build_app
 from .codec_pool import CodecPool
 from .hub import ReceiverHub
 from .media import MediaPolicy
+from .metrics import SAMPLE_EVERY_SECONDS, LoadSampler, NodeMetrics
 from .sessions import NodeContext, NodeStats, SessionManager
 
 __all__ = ["Node", "NodeConfig", "NodeStartError", "run_node"]
@@ -77,6 +79,12 @@ class Node:
             stats=NodeStats(),
         )
         self.sessions = SessionManager(context, config.max_sessions)
+        self.load = LoadSampler(context.stats, lambda: self.codecs.worker_pids)
+        self.metrics = NodeMetrics(self.sessions, self.load, lambda: len(self.hub.connections))
+        context.stats.observe_lateness = self.metrics.lateness.observe
+        context.stats.observe_first_frame = self.metrics.first_frame.observe
+        self._sampling: asyncio.Task[None] | None = None
+        self.tcp_address: tuple[str, int] | None = config.tcp
         self.policy = MediaPolicy(config.media_root, config.allow_remote)
         self._servers: list[asyncio.base_events.Server] = []
         self._runner: web.AppRunner | None = None
@@ -88,17 +96,56 @@ class Node:
                 "connected": len(self.hub.connections),
                 "connected_total": self.hub.connected_total,
                 "queued_bytes": sum(c.queued_bytes for c in self.hub.connections),
-            }
+            },
+            "cpu_load": self.load.cpu_load(),
+            "last_minute": self.load.last_minute(),
         }
+
+    def info(self) -> dict[str, Any]:
+        """GET /info: all a receiver needs to find this node's stream (README "Scaling out")."""
+        tcp = self.tcp_address
+        return {
+            "protocol": PROTOCOL_VERSION,
+            "version": _package_version(),
+            "stream": {
+                "unix": str(self.socket_path),
+                "tcp": f"{tcp[0]}:{tcp[1]}" if tcp is not None else None,
+            },
+            "formats": list(PAYLOAD_FORMATS),
+            "limits": {
+                "max_sessions": self.sessions.max_sessions,
+                "max_frame_length": DEFAULT_MAX_FRAME_LENGTH,
+                "max_body_bytes": MAX_BODY_BYTES,
+                "receiver_queue_bytes": self.config.queue_bytes,
+                "prebuffer_ms": self.config.prebuffer_ms,
+            },
+            "codec_processes": self.codecs.size,
+        }
+
+    async def _sample_load(self) -> None:
+        while True:
+            self.load.sample()
+            await asyncio.sleep(SAMPLE_EVERY_SECONDS)
 
     async def start(self) -> None:
         self.codecs.start()
         await self._start_unix()
         if self.config.tcp is not None:
             host, port = self.config.tcp
-            self._servers.append(await asyncio.start_server(self.hub.serve_connection, host, port))
+            tcp_server = await asyncio.start_server(self.hub.serve_connection, host, port)
+            self._servers.append(tcp_server)
+            port = tcp_server.sockets[0].getsockname()[1] if tcp_server.sockets else port
+            self.tcp_address = (host, port)  # the bound port, when --tcp asked for port 0
             log.info("receivers: tcp %s:%d", host, port)
-        app = build_app(self.sessions, self.policy, self.config.token, self._health_extra)
+        self._sampling = asyncio.get_running_loop().create_task(self._sample_load())
+        app = build_app(
+            self.sessions,
+            self.policy,
+            self.config.token,
+            self._health_extra,
+            info=self.info,
+            metrics=self.metrics.exposition,
+        )
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.http_host, self.config.http_port)
@@ -127,6 +174,8 @@ class Node:
         log.info("receivers: unix %s", path)
 
     async def stop(self) -> None:
+        if self._sampling is not None:
+            self._sampling.cancel()
         await self.sessions.stop_all()
         await self.hub.close_all(flush_timeout=1.0)
         for server in self._servers:
@@ -141,6 +190,13 @@ class Node:
         await asyncio.gather(*self.sessions.node.background, return_exceptions=True)
         await self.codecs.close()
         log.info("node stopped")
+
+
+def _package_version() -> str:
+    try:
+        return importlib.metadata.version("snowmux")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree
+        return "0+unknown"
 
 
 def _socket_is_live(path: Path) -> bool:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -82,6 +82,9 @@ class NodeStats:
     frames_dropped: int = 0
     frames_late: int = 0
     lateness: LatenessWindow = field(default_factory=LatenessWindow)
+    # Set by the node's metrics (snowmux.node.metrics) to feed its histograms.
+    observe_lateness: Callable[[float], None] | None = None
+    observe_first_frame: Callable[[float], None] | None = None
 
 
 @dataclass
@@ -144,6 +147,8 @@ class Playback:
             "state": self.state,
             "url": self.request.url,
             "format": self.request.format,
+            "volume": self.request.volume,
+            "bitrate": self.request.bitrate,
             "position_secs": round(self.position_secs, 3),
             "duration": self.duration,
             "frames_sent": self.frames_sent,
@@ -315,6 +320,8 @@ class Playback:
                     return
                 self._send(payload.data)
                 self.audio_frames += 1
+                if self.audio_frames == 1 and self.node.stats.observe_first_frame is not None:
+                    self.node.stats.observe_first_frame(time.monotonic() - self.created)
                 self._record_lateness(lateness)
                 if progress_every and self.audio_frames % progress_every == 0:
                     self._event(
@@ -340,6 +347,8 @@ class Playback:
         if not self.node.pace or self._pacer.in_burst(self.audio_frames - 1):
             return  # burst frames have no real-time deadline of their own
         self.node.stats.lateness.add(lateness)
+        if self.node.stats.observe_lateness is not None:
+            self.node.stats.observe_lateness(lateness)
         ms = lateness * 1000
         if ms > self.late_max_ms:
             self.late_max_ms = ms

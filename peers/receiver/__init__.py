@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .connection import Endpoint, IncompatibleNodeError, Receiver
+from .penalty import NodeLoad, penalty
 from .router import Router
 from .sinks import CompositeSink, FrameQueue, NullSink, Sink
 from .stats import SessionStats
 
 if TYPE_CHECKING:
     from .files import FileSink
+    from .pool import NodePool
 
 
 def __getattr__(name: str) -> Any:
@@ -19,6 +21,10 @@ def __getattr__(name: str) -> Any:
         from .files import FileSink
 
         return FileSink
+    if name == "NodePool":  # aiohttp (its control client) loads only for a pool
+        from .pool import NodePool
+
+        return NodePool
     raise AttributeError(name)
 
 
@@ -28,9 +34,12 @@ __all__ = [
     "FileSink",
     "FrameQueue",
     "IncompatibleNodeError",
+    "NodeLoad",
+    "NodePool",
     "NullSink",
     "Receiver",
     "Router",
     "SessionStats",
     "Sink",
+    "penalty",
 ]

@@ -1,7 +1,7 @@
 # Strategy: the web playground (`snowmux route --web HOST:PORT`): a static page
 # shipped in the package (plain HTML + JS modules, no build step, no CDN),
 # the WebSocket sink on /ws, and /api/* endpoints that proxy the buttons to the
-# node's control API. The browser never talks to the node, so the node's token
+# node's control API (or a NodePool's, with `route --node`). The browser never talks to the node, so the node's token
 # stays on this server; with --web-token, both subscribing and control need
 # the page's own token. Session IDs are checked with the codec's rules here
 # too, before anything is forwarded.
@@ -10,7 +10,7 @@ from __future__ import annotations
 import hmac
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -18,6 +18,9 @@ from snowmux.protocol import PAYLOAD_FORMATS, SessionIdError, validate_session_i
 
 from ..control import ControlClient, NodeError
 from .websocket import WebSocketHub
+
+if TYPE_CHECKING:
+    from .pool import NodePool
 
 __all__ = ["TONE_PRESETS", "build_web_app"]
 
@@ -35,7 +38,9 @@ def _error(status: int, message: str) -> web.Response:
     return web.json_response({"status": "error", "message": message}, status=status)
 
 
-def build_web_app(hub: WebSocketHub, control: ControlClient, token: str | None) -> web.Application:
+def build_web_app(
+    hub: WebSocketHub, control: ControlClient | NodePool, token: str | None
+) -> web.Application:
     def authorized(request: web.Request) -> bool:
         if token is None:
             return True
