@@ -599,3 +599,31 @@ def test_position_counts_audio_frames_only() -> None:
         return opus.position, packets.position, pcm.position
 
     assert asyncio.run(count()) == pytest.approx((2.2, 0.08, 1.02))
+
+
+@pytest.mark.slow
+@pytest.mark.spec("A2", "A3")
+async def test_the_pool_api_guards_like_the_node(tmp_path: Path) -> None:
+    """route --http on loopback without a token: 415 for non-JSON posts, 403 for rebinding."""
+    node = NodeProcess(tmp_path, "--codec-processes", "1").start()
+    route_port = free_port()
+    route_url = f"http://127.0.0.1:{route_port}"
+    try:
+        with RouteProcess(
+            tmp_path / "route", None, "--node", node.url, "--http", f"127.0.0.1:{route_port}"
+        ) as route:
+            await route.wait_log("control API on the pool")
+            form = {"Content-Type": "application/x-www-form-urlencoded"}
+            status, reply = await call(
+                route_url, "POST", "/session/x/play", data=b"url=tone:440", headers=form
+            )
+            assert status == 415 and reply["status"] == "error", reply
+            status, reply = await call(route_url, "GET", "/nodes", headers={"Host": "evil.example"})
+            assert status == 403 and "rebinding" in reply["message"], reply
+            origin = {"Origin": "http://evil.example"}
+            status, reply = await call(route_url, "POST", "/session/x/stop", headers=origin)
+            assert status == 403 and "cross-site" in reply["message"], reply
+            status, reply = await call(route_url, "GET", "/nodes")
+            assert status == 200 and reply["nodes"][0]["url"] == node.url
+    finally:
+        node.stop()

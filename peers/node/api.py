@@ -6,21 +6,16 @@
 # large, 415 not a JSON body, 422 media that cannot be played, 429 too many
 # sessions. Session IDs obey the codec's rules (never truncated). The body is
 # parsed by play_body.parse_play_body, a pure function the fuzzers drive.
+# Cross-site, rebinding, token and Content-Type checks ([A2], [A3]) are
+# snowmux.http_guards', shared with the pool's API.
 #
-# The non-obvious decisions: a POST must declare application/json (UTF-8) if
-# it has a body or a Content-Type at all ([A2]), which no HTML form can do
-# across sites without a CORS preflight; and on a loopback connection without
-# a token the Host must be a loopback name and an Origin, when sent, our own
-# ([A3]), which defeats DNS rebinding (a rebound page sends its own Host).
-# A play waits until the codec worker has opened the media and decoded its
+# The non-obvious decision: a play waits until the codec worker has opened the media and decoded its
 # first block, so a missing or undecodable file fails the request ([A4]).
 # /info and /metrics (README "Scaling out") sit behind the same token.
 # Parser-level 400s (a malformed request line or header) are answered by
 # aiohttp before any application code runs; they stay aiohttp's text/plain.
 from __future__ import annotations
 
-import hmac
-import ipaddress
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -31,17 +26,16 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from snowmux.protocol import SessionIdError, validate_session_id
 
+from ..http_guards import refusal
 from .media import BadMediaUrl, MediaPolicy, MediaRefused
 from .pipeline import MediaError, MediaProblem
 from .play_body import MAX_BODY_BYTES, BodyError, parse_play_body
 from .sessions import NotActive, PlaybackState, SessionManager, TooManySessions, UnknownSession
 
-__all__ = ["MAX_BODY_BYTES", "build_app", "origin_problem"]
+__all__ = ["MAX_BODY_BYTES", "build_app"]
 
 log = logging.getLogger("snowmux.node.api")
 
-JSON_TYPE = "application/json"
-LOOPBACK_NAMES = frozenset({"localhost", "localhost.", "ip6-localhost", "ip6-loopback"})
 MEDIA_STATUS = {MediaProblem.MISSING: 404, MediaProblem.REFUSED: 403, MediaProblem.UNPLAYABLE: 422}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -65,55 +59,6 @@ def _session_id(request: web.Request) -> str:
         raise ApiError(400, str(exc)) from None
 
 
-def _is_loopback_host(host: str) -> bool:
-    """Is a Host header value (name or address, optional port) a loopback one?"""
-    host = host.strip().lower()
-    if host.startswith("["):  # [v6] or [v6]:port
-        host = host[1:].partition("]")[0]
-    elif host.count(":") == 1:
-        host = host.partition(":")[0]
-    if host in LOOPBACK_NAMES or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def origin_problem(host: str | None, origin: str | None, scheme: str) -> str | None:
-    """Why a request on an unauthenticated loopback node looks cross-site, or None ([A3])."""
-    if host is not None and not _is_loopback_host(host):
-        return f"Host {host[:100]!r} is not a loopback name: refused (DNS rebinding guard)"
-    if origin is not None and (host is None or origin.lower() != f"{scheme}://{host}".lower()):
-        return f"Origin {origin[:100]!r} is not this node's own: refused (cross-site request)"
-    return None
-
-
-def _on_loopback(request: web.Request) -> bool:
-    sockname = request.transport.get_extra_info("sockname") if request.transport else None
-    if not isinstance(sockname, tuple) or not sockname:
-        return isinstance(sockname, str)  # a Unix socket is as local as loopback
-    try:
-        return ipaddress.ip_address(str(sockname[0]).partition("%")[0]).is_loopback
-    except ValueError:
-        return False
-
-
-def _content_type_problem(request: web.Request) -> str | None:
-    """A POST carries JSON: a body or a Content-Type must be application/json; UTF-8 ([A2])."""
-    declared = request.headers.get("Content-Type")
-    if declared is None:
-        if request.body_exists:
-            return f"a request body must be sent as {JSON_TYPE}"
-        return None  # a bare POST (curl -X POST .../stop): nothing to misread
-    if request.content_type != JSON_TYPE:
-        return f"Content-Type must be {JSON_TYPE}, got {declared[:100]!r}"
-    charset = request.charset
-    if charset is not None and charset.lower() not in ("utf-8", "utf8"):
-        return f"JSON bodies are UTF-8; charset {charset[:40]!r} is not accepted"
-    return None
-
-
 def build_app(
     sessions: SessionManager,
     policy: MediaPolicy,
@@ -127,22 +72,9 @@ def build_app(
     @web.middleware
     async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
-            if token is None and _on_loopback(request):
-                problem = origin_problem(
-                    request.headers.get("Host"), request.headers.get("Origin"), request.scheme
-                )
-                if problem is not None:
-                    return error(403, problem)
-            if token is not None:
-                # aiohttp keeps non-ASCII header bytes as surrogate escapes: compare bytes
-                supplied = request.headers.get("Authorization", "")
-                expected = f"Bearer {token}".encode()
-                if not hmac.compare_digest(supplied.encode("utf-8", "surrogateescape"), expected):
-                    return error(401, "missing or wrong bearer token")
-            if request.method == "POST":
-                problem = _content_type_problem(request)
-                if problem is not None:
-                    return error(415, problem)
+            refused = refusal(request, token)
+            if refused is not None:
+                return error(refused.status, refused.message)
             return await handler(request)
         except ApiError as exc:
             return error(exc.status, str(exc))

@@ -4,10 +4,10 @@
 # as they came, so its validation, status codes and JSON error messages are
 # the node's own; only what the pool itself decides is answered here (a bad
 # session ID: 400 as the node says it; no node up: 503). `/sessions` entries
-# carry `node`, and `GET /nodes` shows the pool's view of each node.
+# carry `node`, and `GET /nodes` shows the pool's view of each node. The
+# token, cross-site and rebinding checks are the node's own (http_guards).
 from __future__ import annotations
 
-import hmac
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from ..control import NodeError
+from ..http_guards import refusal
 from .pool import NodePool
 
 __all__ = ["build_pool_app"]
@@ -31,10 +32,9 @@ def _error(status: int, message: str) -> web.Response:
 def build_pool_app(pool: NodePool, token: str | None) -> web.Application:
     @web.middleware
     async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if token is not None:
-            supplied = request.headers.get("Authorization", "")
-            if not hmac.compare_digest(supplied.encode(), f"Bearer {token}".encode()):
-                return _error(401, "missing or wrong bearer token")
+        refused = refusal(request, token)
+        if refused is not None:
+            return _error(refused.status, refused.message)
         try:
             return await handler(request)
         except NodeError as exc:
