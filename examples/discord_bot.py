@@ -11,9 +11,12 @@ the bot only forwards the node's Opus packets to Discord (format
 
 Environment:
     DISCORD_TOKEN    the bot's token (required)
-    SNOWMUX_NODE     the node's control API       [default: http://127.0.0.1:8180]
+    SNOWMUX_NODE     the node's control API       [default: http://127.0.0.1:8180];
+                     several, comma-separated, make a NodePool: each guild goes to
+                     the least loaded node and moves if its node dies (README
+                     "Scaling out"); the streams are then found through /info
     SNOWMUX_TOKEN    the control API's token, if the node requires one
-    SNOWMUX_STREAM   the node's stream: unix:PATH or tcp:HOST:PORT
+    SNOWMUX_STREAM   a single node's stream: unix:PATH or tcp:HOST:PORT
                      [default: unix:$XDG_RUNTIME_DIR/snowmux.sock, as `snowmux serve`]
     DISCORD_GUILD    a guild ID: sync the commands there at once (while developing;
                      global commands can take up to an hour to appear)
@@ -39,7 +42,7 @@ from discord import app_commands
 import snowmux.discord as snowmux_discord
 from snowmux.control import ControlClient, NodeError
 from snowmux.defaults import NODE_URL, default_socket_path
-from snowmux.receiver import Endpoint, Receiver
+from snowmux.receiver import Endpoint, NodePool, Receiver
 
 log = logging.getLogger("discord_bot")
 
@@ -63,6 +66,7 @@ def parse_stream(value: str) -> Endpoint:
 class Settings:
     token: str
     node_url: str = NODE_URL
+    pool_urls: tuple[str, ...] = ()  # two or more: a NodePool instead of one node
     node_token: str | None = None
     stream: Endpoint = field(default_factory=lambda: Endpoint(unix_path=default_socket_path()))
     guild_id: int | None = None
@@ -81,9 +85,17 @@ class Settings:
         guild = environ.get("DISCORD_GUILD")
         if guild is not None and not guild.isdigit():
             raise ConfigError(f"DISCORD_GUILD={guild!r}: expected a guild ID (digits)")
+        urls = tuple(
+            u.strip() for u in environ.get("SNOWMUX_NODE", NODE_URL).split(",") if u.strip()
+        )
+        if not urls:
+            raise ConfigError(
+                "SNOWMUX_NODE is empty: give one node URL, or several separated by commas"
+            )
         return cls(
             token=token,
-            node_url=environ.get("SNOWMUX_NODE", NODE_URL),
+            node_url=urls[0],
+            pool_urls=urls if len(urls) > 1 else (),
             node_token=environ.get("SNOWMUX_TOKEN") or None,
             stream=parse_stream(stream) if stream else Endpoint(unix_path=default_socket_path()),
             guild_id=int(guild) if guild else None,
@@ -93,9 +105,10 @@ class Settings:
 class SnowmuxBot(discord.Client):
     """One Receiver (the node's frames and events) and one ControlClient for every guild.
 
-    With several nodes behind a pool (``snowmux route --node URL ...``), use
-    the pool object for both: it has the Receiver's frames and events and the
-    control client's play/stop/pause/resume/status.
+    With several nodes (SNOWMUX_NODE=URL,URL,...) one NodePool is both: it has
+    the Receiver's frames and events and the control client's
+    play/stop/pause/resume/status, and moves a guild to another node when its
+    node dies.
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -106,19 +119,30 @@ class SnowmuxBot(discord.Client):
         self.tree = app_commands.CommandTree(self)
         for command in COMMANDS:
             self.tree.add_command(command)
-        self.receiver = Receiver(settings.stream)
-        self.control = ControlClient(settings.node_url, settings.node_token)
+        self.receiver: Receiver | NodePool
+        self.control: ControlClient | NodePool
+        self._pool: NodePool | None = None
+        if settings.pool_urls:
+            self._pool = NodePool(settings.pool_urls, token=settings.node_token)
+            self.receiver = self.control = self._pool
+        else:
+            self.receiver = Receiver(settings.stream)
+            self.control = ControlClient(settings.node_url, settings.node_token)
         self._receiver_task: asyncio.Task[None] | None = None
 
     async def setup_hook(self) -> None:
-        self._receiver_task = asyncio.create_task(self.receiver.run())
+        if self._pool is not None:
+            await self._pool.start()
+        elif isinstance(self.receiver, Receiver):
+            self._receiver_task = asyncio.create_task(self.receiver.run())
         guild = discord.Object(self.settings.guild_id) if self.settings.guild_id else None
         if guild is not None:
             self.tree.copy_global_to(guild=guild)
         await self.tree.sync(guild=guild)
 
     async def close(self) -> None:
-        self.receiver.stop()
+        if isinstance(self.receiver, Receiver):
+            self.receiver.stop()
         if self._receiver_task is not None:
             await self._receiver_task
         await self.control.close()
@@ -128,7 +152,7 @@ class SnowmuxBot(discord.Client):
         log.info(
             "logged in as %s; node %s, stream %s",
             self.user,
-            self.control.node_url,
+            ", ".join(self.settings.pool_urls) or self.settings.node_url,
             self.settings.stream,
         )
 

@@ -31,7 +31,7 @@ from snowmux.audio_format import FRAME_BYTES, OPUS_SILENCE
 from snowmux.control import ControlClient
 from snowmux.discord import PlaybackError, SessionAudioSource
 from snowmux.protocol import AudioFrame, Event
-from snowmux.receiver import Endpoint, Receiver, Router
+from snowmux.receiver import Endpoint, NodePool, Receiver, Router
 
 from .audio_checks import decode_opus_packets, dominant_frequency, write_tone_file
 from .node_helpers import ROOT, NodeProcess
@@ -479,6 +479,19 @@ def test_the_example_bot_needs_a_token(example: Any) -> None:
     assert settings.stream == Endpoint(tcp=("127.0.0.1", 9000)) and settings.guild_id == 42
     with pytest.raises(example.ConfigError, match="SNOWMUX_STREAM"):
         example.Settings.from_environment({"DISCORD_TOKEN": "t", "SNOWMUX_STREAM": "nope"})
+
+
+async def test_the_example_bot_takes_several_nodes_as_a_pool(example: Any) -> None:
+    settings = example.Settings.from_environment(
+        {"DISCORD_TOKEN": "t", "SNOWMUX_NODE": "http://10.0.0.1:8180, http://10.0.0.2:8180"}
+    )
+    assert settings.pool_urls == ("http://10.0.0.1:8180", "http://10.0.0.2:8180")
+    bot = example.SnowmuxBot(settings)
+    assert isinstance(bot.receiver, NodePool) and bot.control is bot.receiver
+    assert [node.url for node in bot.receiver.nodes] == list(settings.pool_urls)
+    await bot.close()
+    single = example.Settings.from_environment({"DISCORD_TOKEN": "t"})
+    assert single.pool_urls == () and isinstance(example.SnowmuxBot(single).receiver, Receiver)
 
 
 @pytest.mark.slow
