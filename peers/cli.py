@@ -95,7 +95,34 @@ LOG_LEVEL = click.option(
     "--token",
     envvar="SNOWMUX_TOKEN",
     default=None,
-    help="Require 'Authorization: Bearer TOKEN' on the control API [env: SNOWMUX_TOKEN].",
+    help="Require 'Authorization: Bearer TOKEN' on the control API and an auth line from "
+    "stream receivers; required off loopback [env: SNOWMUX_TOKEN].",
+)
+@click.option(
+    "--tls-cert",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Serve the control API and the --tcp stream over TLS with this PEM certificate chain.",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The private key (PEM) of --tls-cert.",
+)
+@click.option(
+    "--max-receivers",
+    type=click.IntRange(1),
+    default=defaults.MAX_RECEIVERS,
+    show_default=True,
+    help="Stream receivers connected at once; more are closed at once.",
+)
+@click.option(
+    "--max-http-connections",
+    type=click.IntRange(1),
+    default=defaults.MAX_HTTP_CONNECTIONS,
+    show_default=True,
+    help="Control API connections open at once; more are closed at once.",
 )
 @click.option(
     "--media-root",
@@ -142,6 +169,10 @@ def serve(
     socket_path: Path | None,
     tcp: tuple[str, int] | None,
     token: str | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    max_receivers: int,
+    max_http_connections: int,
     media_root: Path,
     allow_remote: bool,
     max_sessions: int,
@@ -153,7 +184,7 @@ def serve(
     log_level: str,
 ) -> None:
     """Run the audio node: HTTP control API + session-multiplexed stream."""
-    from .node import NodeConfig, run_node
+    from .node.server import NodeConfig, NodeConfigError, NodeStartError, check_config, run_node
 
     setup_logging(log_level)
     config = NodeConfig(
@@ -169,10 +200,20 @@ def serve(
         pace=not no_pace,
         progress_interval=progress_interval,
         queue_bytes=receiver_queue_kib * 1024,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        max_receivers=max_receivers,
+        max_http_connections=max_http_connections,
     )
     if codec_processes is not None:
         config.workers = codec_processes
-    asyncio.run(run_node(config))
+    try:
+        check_config(config)
+        asyncio.run(run_node(config))
+    except NodeConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    except NodeStartError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 NODE = click.option(
@@ -188,14 +229,28 @@ TOKEN = click.option(
     default=None,
     help="Bearer token of the node [env: SNOWMUX_TOKEN].",
 )
+TLS_CA = click.option(
+    "--tls-ca",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    envvar="SNOWMUX_TLS_CA",
+    default=None,
+    help="CA certificate (PEM) that verifies a TLS node [env: SNOWMUX_TLS_CA].",
+)
 
 
-def _control(node: str, token: str | None, action: str, *args: object, **kwargs: object) -> dict:
+def _control(
+    node: str,
+    token: str | None,
+    tls_ca: Path | None,
+    action: str,
+    *args: object,
+    **kwargs: object,
+) -> dict:
     """Run one control-API call; print the node's error message and exit 1 on failure."""
     from .control import ControlClient, NodeError
 
     async def call() -> dict:
-        async with ControlClient(node, token) as client:
+        async with ControlClient(node, token, tls_ca) as client:
             result: dict = await getattr(client, action)(*args, **kwargs)
             return result
 
@@ -222,6 +277,7 @@ def _control(node: str, token: str | None, action: str, *args: object, **kwargs:
 @click.option("--bitrate", type=click.IntRange(6000, 510000), default=None)
 @NODE
 @TOKEN
+@TLS_CA
 def play(
     session_id: str,
     url: str,
@@ -231,10 +287,11 @@ def play(
     bitrate: int | None,
     node: str,
     token: str | None,
+    tls_ca: Path | None,
 ) -> None:
     """Play URL on session SESSION_ID (replacing only that session's playback)."""
     extra = {k: v for k, v in (("volume", volume), ("bitrate", bitrate)) if v is not None}
-    reply = _control(node, token, "play", session_id, url, audio_format, start_at, **extra)
+    reply = _control(node, token, tls_ca, "play", session_id, url, audio_format, start_at, **extra)
     click.echo(f"{reply.get('status')} {reply.get('session_id')}")
 
 
@@ -243,8 +300,9 @@ def _simple(action: str, doc: str) -> None:
     @click.argument("session_id")
     @NODE
     @TOKEN
-    def command(session_id: str, node: str, token: str | None) -> None:
-        reply = _control(node, token, action, session_id)
+    @TLS_CA
+    def command(session_id: str, node: str, token: str | None, tls_ca: Path | None) -> None:
+        reply = _control(node, token, tls_ca, action, session_id)
         click.echo(f"{reply.get('status')} {reply.get('session_id')}")
 
 
@@ -257,11 +315,12 @@ _simple("resume", "Resume SESSION_ID with the very next frame.")
 @click.argument("session_id", required=False)
 @NODE
 @TOKEN
-def status(session_id: str | None, node: str, token: str | None) -> None:
+@TLS_CA
+def status(session_id: str | None, node: str, token: str | None, tls_ca: Path | None) -> None:
     """Show one session's status, or every session's."""
     import json
 
-    click.echo(json.dumps(_control(node, token, "status", session_id), indent=2))
+    click.echo(json.dumps(_control(node, token, tls_ca, "status", session_id), indent=2))
 
 
 @main.command()
@@ -308,6 +367,7 @@ def status(session_id: str | None, node: str, token: str | None) -> None:
 )
 @NODE
 @TOKEN
+@TLS_CA
 @click.option(
     "--report-ndjson",
     is_flag=True,
@@ -324,10 +384,17 @@ def route(
     web_token: str | None,
     node: str,
     token: str | None,
+    tls_ca: Path | None,
     report_ndjson: bool,
     log_level: str,
 ) -> None:
-    """Receive a node's stream and route every frame to its session's sinks."""
+    """Receive a node's stream and route every frame to its session's sinks.
+
+    --token authenticates both to the stream (SPEC.md section 8a) and to the
+    node's HTTP API (the web playground's controls).
+    """
+    import ssl
+
     from .receiver.connection import Endpoint
     from .receiver.route import RouteOptions, run_route
 
@@ -335,10 +402,11 @@ def route(
         raise click.UsageError("give --socket or --tcp, not both")
     live = sys.stdout.isatty() and not report_ndjson
     setup_logging(log_level if not live else "warning")
+    tls = ssl.create_default_context(cafile=str(tls_ca)) if tls_ca and tcp else None
     endpoint = (
-        Endpoint(tcp=tcp)
+        Endpoint(tcp=tcp, token=token, tls=tls)
         if tcp
-        else Endpoint(unix_path=socket_path or defaults.default_socket_path())
+        else Endpoint(unix_path=socket_path or defaults.default_socket_path(), token=token)
     )
     options = RouteOptions(
         endpoint=endpoint,
@@ -351,6 +419,7 @@ def route(
         web_token=web_token,
         node_url=node,
         node_token=token,
+        node_tls_ca=tls_ca,
     )
     sys.exit(asyncio.run(run_route(options)))
 
@@ -429,22 +498,49 @@ def conformance_receiver(
     "--socket",
     "socket_path",
     type=click.Path(path_type=Path),
-    required=True,
+    default=None,
     help="The sender's Unix socket.",
+)
+@click.option(
+    "--tcp",
+    type=host_port(defaults.HTTP_HOST),
+    default=None,
+    help="The sender's TCP stream instead (TLS with --tls-ca).",
 )
 @NODE
 @TOKEN
+@TLS_CA
 @click.option("--media", default=None, help="Play this URL instead of the built-in tones.")
-def conformance_sender(socket_path: Path, node: str, token: str | None, media: str | None) -> None:
-    """Drive a running sender through its control API and validate every byte it emits."""
-    from .conformance.sender_harness import SenderHarness, render_sender_results
+def conformance_sender(
+    socket_path: Path | None,
+    tcp: tuple[str, int] | None,
+    node: str,
+    token: str | None,
+    tls_ca: Path | None,
+    media: str | None,
+) -> None:
+    """Drive a running sender through its control API and validate every byte it emits.
 
-    click.echo(f"sender conformance: socket {socket_path}, node {node}")
-    harness = SenderHarness(socket_path, node, token, media, log=click.echo)
+    With --token the harness authenticates to the stream (SPEC.md section 8a)
+    and to the control API.
+    """
+    import ssl
+
+    from .conformance.sender_harness import SenderHarness, render_sender_results
+    from .receiver.connection import Endpoint
+
+    if (socket_path is None) == (tcp is None):
+        raise click.UsageError("give --socket or --tcp (exactly one)")
+    tls = ssl.create_default_context(cafile=str(tls_ca)) if tls_ca and tcp else None
+    endpoint = Endpoint(unix_path=socket_path, tcp=tcp, token=token, tls=tls)
+    click.echo(f"sender conformance: {endpoint}, node {node}")
+    harness = SenderHarness(
+        socket_path, node, token, media, log=click.echo, endpoint=endpoint, tls_ca=tls_ca
+    )
     try:
         asyncio.run(harness.scenario())
     except OSError as exc:
-        raise click.ClickException(f"cannot connect to {socket_path}: {exc}") from None
+        raise click.ClickException(f"cannot connect to {endpoint}: {exc}") from None
     results = harness.judge()
     click.echo("\n".join(render_sender_results(results)))
     sys.exit(0 if all(r.passed for r in results) else 1)

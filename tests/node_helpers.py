@@ -18,7 +18,7 @@ import aiohttp
 from snowmux.protocol import AudioFrame, Decoder, Event, Message
 
 ROOT = Path(__file__).resolve().parent.parent
-READY = re.compile(r"snowmux node ready: (http://\S+) socket=(\S+)")
+READY = re.compile(r"snowmux node ready: (https?://\S+) socket=(\S+)")
 
 
 def stop_process(process: subprocess.Popen[Any], sig: int, timeout: float) -> int:

@@ -19,7 +19,7 @@ from snowmux.protocol import AudioFrame, Event, Message, RemoteProtocolError
 
 from ..defaults import NODE_URL
 from ..protocol.reports import error_report, message_report, report_line
-from .connection import Endpoint, IncompatibleNodeError, Receiver
+from .connection import Endpoint, IncompatibleNodeError, Receiver, UntrustedSocketError
 from .router import Router
 from .sinks import CompositeSink, Sink
 from .stats import SessionStats
@@ -42,6 +42,7 @@ class RouteOptions:
     web_token: str | None = None
     node_url: str = NODE_URL
     node_token: str | None = None
+    node_tls_ca: Path | None = None
 
 
 class EventLogSink:
@@ -150,7 +151,7 @@ async def run_route(options: RouteOptions) -> int:
             from ..control import ControlClient
             from .web import build_web_app
 
-            control = ControlClient(options.node_url, options.node_token)
+            control = ControlClient(options.node_url, options.node_token, options.node_tls_ca)
             apps.append(
                 (
                     build_web_app(hub, control, options.web_token),
@@ -171,7 +172,7 @@ async def run_route(options: RouteOptions) -> int:
     exit_code = 0
     try:
         await receiver.run()
-    except IncompatibleNodeError as exc:
+    except (IncompatibleNodeError, UntrustedSocketError) as exc:
         log.error("%s", exc)
         exit_code = 2
     finally:
