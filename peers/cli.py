@@ -122,7 +122,14 @@ LOG_LEVEL = click.option(
     type=click.IntRange(1),
     default=defaults.MAX_HTTP_CONNECTIONS,
     show_default=True,
-    help="Control API connections open at once; more are closed at once.",
+    help="Control API connections open at once; beyond it the oldest idle one is closed.",
+)
+@click.option(
+    "--read-timeout",
+    type=click.FloatRange(0.1, 3600),
+    default=defaults.READ_TIMEOUT_SECONDS,
+    show_default=True,
+    help="Seconds a control API client has to send a request's headers, and again its body.",
 )
 @click.option(
     "--media-root",
@@ -173,6 +180,7 @@ def serve(
     tls_key: Path | None,
     max_receivers: int,
     max_http_connections: int,
+    read_timeout: float,
     media_root: Path,
     allow_remote: bool,
     max_sessions: int,
@@ -204,6 +212,8 @@ def serve(
         tls_key=tls_key,
         max_receivers=max_receivers,
         max_http_connections=max_http_connections,
+        header_timeout=read_timeout,
+        body_timeout=read_timeout,
     )
     if codec_processes is not None:
         config.workers = codec_processes

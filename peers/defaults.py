@@ -22,6 +22,7 @@ __all__ = [
     "PAYLOAD_FORMATS",
     "PREBUFFER_MS",
     "PROGRESS_INTERVAL_SECONDS",
+    "READ_TIMEOUT_SECONDS",
     "RECEIVER_PROPERTIES",
     "RECEIVER_QUEUE_BYTES",
     "SENDER_PROPERTIES",
@@ -54,6 +55,11 @@ MAX_RECEIVERS = 256
 # connections is far above that and, with MAX_RECEIVERS, stays well inside a
 # default 1,024-descriptor limit.
 MAX_HTTP_CONNECTIONS = 128
+# A request's headers must arrive within 10 s of the connection opening (or of
+# the previous response), and its body within 10 s more: nginx allows 60 s
+# each, but our clients are local programs that send a request in one write,
+# and a body is at most 64 KiB (10 s is 6.5 KB/s, slower than any real client).
+READ_TIMEOUT_SECONDS = 10.0
 PREBUFFER_MS = 500  # the legacy paced buffer: absorbs a receiver's scheduling hiccups
 PROGRESS_INTERVAL_SECONDS = 5.0  # seconds of playback between progress events, as Lavalink
 # 16 MiB per receiver: about 70 s of 256 kb/s Opus for one session, or 4 s of

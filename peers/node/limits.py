@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ..defaults import MAX_HTTP_CONNECTIONS, MAX_RECEIVERS
+from ..defaults import MAX_HTTP_CONNECTIONS, MAX_RECEIVERS, READ_TIMEOUT_SECONDS
 
 __all__ = [
     "BODY_TIMEOUT_SECONDS",
@@ -31,13 +31,9 @@ __all__ = [
 
 log = logging.getLogger("snowmux.node.limits")
 
-# A request's headers must arrive within 10 s of the connection opening (or of
-# the previous response): nginx's client_header_timeout is 60 s, but our
-# clients are local programs that send a request in one write.
-HEADER_TIMEOUT_SECONDS = 10.0
-# A body is at most 64 KiB (the API's client_max_size): 10 s is 6.5 KB/s,
-# slower than any real client.
-BODY_TIMEOUT_SECONDS = 10.0
+# Header and body deadlines: one default, reasoned in snowmux.defaults.
+HEADER_TIMEOUT_SECONDS = READ_TIMEOUT_SECONDS
+BODY_TIMEOUT_SECONDS = READ_TIMEOUT_SECONDS
 # Descriptors kept free for what the node itself must still open: codec
 # worker pipes, a log file, the socket of a replacement worker, and the fd an
 # excess connection holds between accept() and close().

@@ -21,6 +21,7 @@ import signal
 import socket
 import ssl
 import stat
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -161,6 +162,11 @@ class Node:
         self._socket_created = False
         self._refusals = RateLimitedLog(log)
         self.http_refused_total = 0
+        self.http_evicted_total = 0
+        # HTTP connections with a request in progress (never evicted), and
+        # those already closed to make room (until aiohttp forgets them).
+        self._busy: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._evicted: weakref.WeakSet[Any] = weakref.WeakSet()
         self.http_port = config.http_port
         self.tls = self._tls_context()
 
@@ -183,7 +189,10 @@ class Node:
                 "refused_total": self.hub.refused_total,
                 "auth_failures_total": self.hub.auth_failures_total,
             },
-            "http": {"refused_total": self.http_refused_total},
+            "http": {
+                "refused_total": self.http_refused_total,
+                "evicted_idle_total": self.http_evicted_total,
+            },
         }
 
     @property
@@ -228,10 +237,22 @@ class Node:
         cap = self.config.max_http_connections
 
         def protocol_factory() -> asyncio.BaseProtocol:
-            if len(handler_factory.connections) >= cap:
-                return self._refuse_http(f"{cap} connections (--max-http-connections)")
-            if not budget.has_room():
-                return self._refuse_http("the file-descriptor headroom")
+            # At the cap or short of descriptors, the oldest idle connection
+            # makes room: a flood of idle sockets then costs only itself, and
+            # a real client's new connection is still served.
+            live = [h for h in handler_factory.connections if h not in self._evicted]
+            if len(live) >= cap or not budget.has_room():
+                victim = next((h for h in live if h not in self._busy), None)
+                if victim is None:
+                    return self._refuse_http(
+                        f"{cap} busy connections (--max-http-connections)"
+                        if len(live) >= cap
+                        else "the file-descriptor headroom"
+                    )
+                self._evicted.add(victim)
+                self.http_evicted_total += 1
+                self._refusals.warning("http-evict", "closing an idle HTTP connection: at the cap")
+                victim.force_close()
             return handler_factory()
 
         self._http_server = await asyncio.get_running_loop().create_server(
@@ -253,6 +274,13 @@ class Node:
     @web.middleware
     async def _read_deadline(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         """A declared body over the limit is refused unread; a body must arrive in time."""
+        self._busy.add(request.protocol)
+        try:
+            return await self._read_then_handle(request, handler)
+        finally:
+            self._busy.discard(request.protocol)
+
+    async def _read_then_handle(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.can_read_body:
             declared = request.content_length
             if declared is not None and declared > MAX_BODY_BYTES:
