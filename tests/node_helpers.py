@@ -42,8 +42,10 @@ class NodeProcess:
         *args: str,
         env: dict[str, str] | None = None,
         media_root: Path | None = None,
+        default_socket: bool = False,
     ) -> None:
         self.workdir = workdir
+        self.default_socket = default_socket  # no --socket: the node's default path
         self.socket_path = workdir / "node.sock"
         self.media_root = media_root or workdir
         self.args = args
@@ -60,8 +62,7 @@ class NodeProcess:
             "serve",
             "--http",
             "127.0.0.1:0",
-            "--socket",
-            str(self.socket_path),
+            *(() if self.default_socket else ("--socket", str(self.socket_path))),
             "--media-root",
             str(self.media_root),
             "--log-level",
@@ -81,6 +82,7 @@ class NodeProcess:
             match = READY.search(line)
             if match:
                 self.url = match.group(1)
+                self.socket_path = Path(match.group(2))
                 return self
         self.stop()
         raise RuntimeError(f"node did not start: {self.log_path.read_text()[-3000:]}")
@@ -221,7 +223,8 @@ class Recorder:
 class RouteProcess:
     """`python -m snowmux.cli route` writing files to ``out_dir`` (log lines, not a tty)."""
 
-    def __init__(self, workdir: Path, socket_path: Path, *args: str) -> None:
+    def __init__(self, workdir: Path, socket_path: Path | None, *args: str) -> None:
+        """``socket_path`` None: give the endpoint in ``args`` (--tcp) or use the default."""
         self.out_dir = workdir / "out"
         self.log_path = workdir / "route.log"
         self.command = [
@@ -229,8 +232,7 @@ class RouteProcess:
             "-m",
             "snowmux.cli",
             "route",
-            "--socket",
-            str(socket_path),
+            *(() if socket_path is None else ("--socket", str(socket_path))),
             "--out",
             str(self.out_dir),
             "--log-level",
@@ -284,7 +286,9 @@ def free_port() -> int:
     return port
 
 
-def snowmux(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def snowmux(
+    *args: str, timeout: float = 600, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the real CLI (`python -m snowmux.cli ...`) and capture what it prints."""
     return subprocess.run(
         [sys.executable, "-m", "snowmux.cli", *args],
@@ -292,4 +296,5 @@ def snowmux(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str
         capture_output=True,
         text=True,
         timeout=timeout,
+        env=env,
     )

@@ -21,7 +21,6 @@ import signal
 import socket
 import ssl
 import stat
-import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -165,8 +164,10 @@ class Node:
         self.http_evicted_total = 0
         # HTTP connections with a request in progress (never evicted), and
         # those already closed to make room (until aiohttp forgets them).
-        self._busy: weakref.WeakSet[Any] = weakref.WeakSet()
-        self._evicted: weakref.WeakSet[Any] = weakref.WeakSet()
+        # (Plain sets: aiohttp's handlers take no weak references; both sets
+        # are pruned, so they hold only live connections.)
+        self._busy: set[Any] = set()
+        self._evicted: set[Any] = set()
         self.http_port = config.http_port
         self.tls = self._tls_context()
 
@@ -240,7 +241,9 @@ class Node:
             # At the cap or short of descriptors, the oldest idle connection
             # makes room: a flood of idle sockets then costs only itself, and
             # a real client's new connection is still served.
-            live = [h for h in handler_factory.connections if h not in self._evicted]
+            connections = handler_factory.connections
+            self._evicted.intersection_update(connections)  # forget those aiohttp forgot
+            live = [h for h in connections if h not in self._evicted]
             if len(live) >= cap or not budget.has_room():
                 victim = next((h for h in live if h not in self._busy), None)
                 if victim is None:
