@@ -1,5 +1,6 @@
 # Strategy: the node's defences against too many or too slow peers (README
-# "Limits"): a cap on receivers and on HTTP connections, header and body read
+# "Limits"): a cap on receivers and on HTTP connections (at the HTTP cap the
+# oldest idle connection is closed to make room), header and body read
 # deadlines, headroom kept below the process's file-descriptor limit, and log
 # lines that cannot flood. The non-obvious decision: an excess connection is
 # still accepted and then closed at once. Leaving it in the kernel's backlog
@@ -22,9 +23,11 @@ __all__ = [
     "BODY_TIMEOUT_SECONDS",
     "FD_HEADROOM",
     "HEADER_TIMEOUT_SECONDS",
+    "LINGER_SECONDS",
     "MAX_HTTP_CONNECTIONS",
     "MAX_RECEIVERS",
     "ConnectionBudget",
+    "HttpConnectionGate",
     "RateLimitedLog",
     "install_loop_exception_limiter",
 ]
@@ -38,6 +41,10 @@ BODY_TIMEOUT_SECONDS = READ_TIMEOUT_SECONDS
 # worker pipes, a log file, the socket of a replacement worker, and the fd an
 # excess connection holds between accept() and close().
 FD_HEADROOM = 64
+# Time to keep reading (and discarding) a refused request's body so that the
+# client reads our 4xx before the connection closes: a loopback client's
+# in-flight bytes arrive in well under a second.
+LINGER_SECONDS = 1.0
 LOG_INTERVAL_SECONDS = 1.0  # at most one line per second per kind of repeated error
 
 
@@ -106,3 +113,91 @@ def install_loop_exception_limiter(loop: asyncio.AbstractEventLoop) -> RateLimit
 
     loop.set_exception_handler(handler)
     return limited
+
+
+class _GatedConnection(asyncio.Protocol):
+    """Delegates to the real protocol; lets the gate admit, count and evict it."""
+
+    def __init__(self, gate: HttpConnectionGate, inner: asyncio.Protocol) -> None:
+        self.gate = gate
+        self.inner = inner
+        self.transport: asyncio.BaseTransport | None = None
+        self.admitted = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        if self.gate.admit(self):
+            self.admitted = True
+            self.inner.connection_made(transport)
+        else:
+            transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.gate.forget(self)
+        if self.admitted:
+            self.inner.connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self.admitted:
+            self.inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self.inner.eof_received() if self.admitted else None
+
+    def pause_writing(self) -> None:
+        if self.admitted:
+            self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self.admitted:
+            self.inner.resume_writing()
+
+
+class HttpConnectionGate:
+    """Caps open HTTP connections; at the cap (or short of fds) the oldest idle one goes.
+
+    Admission is decided in connection_made, when the count of open
+    connections is exact (asyncio calls protocol factories for a whole burst
+    of accepts before any connection_made). Evicting the oldest idle
+    connection rather than refusing the new one means a flood of idle
+    sockets costs only itself: a real client's new connection is served.
+    """
+
+    def __init__(self, cap: int, budget: ConnectionBudget, logger: RateLimitedLog) -> None:
+        self.cap = cap
+        self._budget = budget
+        self._log = logger
+        self._open: dict[_GatedConnection, None] = {}  # insertion order: oldest first
+        self._busy: set[object] = set()  # inner protocols with a request in progress
+        self.refused_total = 0
+        self.evicted_total = 0
+
+    def wrap(self, inner: asyncio.Protocol) -> asyncio.Protocol:
+        return _GatedConnection(self, inner)
+
+    def request_started(self, inner: object) -> None:
+        self._busy.add(inner)
+
+    def request_done(self, inner: object) -> None:
+        self._busy.discard(inner)
+
+    def admit(self, connection: _GatedConnection) -> bool:
+        full = len(self._open) >= self.cap
+        if full or not self._budget.has_room():
+            victim = next((c for c in self._open if c.inner not in self._busy), None)
+            if victim is None:
+                self.refused_total += 1
+                limit = f"{self.cap} busy connections" if full else "the fd headroom"
+                self._log.warning("http-refuse", "HTTP connection refused: at %s", limit)
+                return False
+            self.evicted_total += 1
+            self._log.warning("http-evict", "closed an idle HTTP connection to make room")
+            self.forget(victim)
+            if victim.transport is not None:
+                victim.transport.close()
+        self._open[connection] = None
+        return True
+
+    def forget(self, connection: _GatedConnection) -> None:
+        self._open.pop(connection, None)
+        self._busy.discard(connection.inner)

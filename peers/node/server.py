@@ -43,9 +43,11 @@ from .hub import ReceiverHub
 from .limits import (
     BODY_TIMEOUT_SECONDS,
     HEADER_TIMEOUT_SECONDS,
+    LINGER_SECONDS,
     MAX_HTTP_CONNECTIONS,
     MAX_RECEIVERS,
     ConnectionBudget,
+    HttpConnectionGate,
     RateLimitedLog,
     install_loop_exception_limiter,
 )
@@ -160,14 +162,9 @@ class Node:
         self._http_server: asyncio.base_events.Server | None = None
         self._socket_created = False
         self._refusals = RateLimitedLog(log)
-        self.http_refused_total = 0
-        self.http_evicted_total = 0
-        # HTTP connections with a request in progress (never evicted), and
-        # those already closed to make room (until aiohttp forgets them).
-        # (Plain sets: aiohttp's handlers take no weak references; both sets
-        # are pruned, so they hold only live connections.)
-        self._busy: set[Any] = set()
-        self._evicted: set[Any] = set()
+        self.http_gate = HttpConnectionGate(
+            config.max_http_connections, ConnectionBudget(), self._refusals
+        )
         self.http_port = config.http_port
         self.tls = self._tls_context()
 
@@ -191,8 +188,8 @@ class Node:
                 "auth_failures_total": self.hub.auth_failures_total,
             },
             "http": {
-                "refused_total": self.http_refused_total,
-                "evicted_idle_total": self.http_evicted_total,
+                "refused_total": self.http_gate.refused_total,
+                "evicted_idle_total": self.http_gate.evicted_total,
             },
         }
 
@@ -230,33 +227,17 @@ class Node:
             access_log=None,
             handle_signals=False,
             keepalive_timeout=self.config.header_timeout,
+            # After an early answer (413, 408) aiohttp reads and discards the
+            # rest of the body for this long so the client sees the answer;
+            # its default of 10 s would hold a refused connection that long.
+            lingering_time=LINGER_SECONDS,
         )
         await self._runner.setup()
         handler_factory = self._runner.server
         assert handler_factory is not None
-        budget = ConnectionBudget()
-        cap = self.config.max_http_connections
 
-        def protocol_factory() -> asyncio.BaseProtocol:
-            # At the cap or short of descriptors, the oldest idle connection
-            # makes room: a flood of idle sockets then costs only itself, and
-            # a real client's new connection is still served.
-            connections = handler_factory.connections
-            self._evicted.intersection_update(connections)  # forget those aiohttp forgot
-            live = [h for h in connections if h not in self._evicted]
-            if len(live) >= cap or not budget.has_room():
-                victim = next((h for h in live if h not in self._busy), None)
-                if victim is None:
-                    return self._refuse_http(
-                        f"{cap} busy connections (--max-http-connections)"
-                        if len(live) >= cap
-                        else "the file-descriptor headroom"
-                    )
-                self._evicted.add(victim)
-                self.http_evicted_total += 1
-                self._refusals.warning("http-evict", "closing an idle HTTP connection: at the cap")
-                victim.force_close()
-            return handler_factory()
+        def protocol_factory() -> asyncio.Protocol:
+            return self.http_gate.wrap(handler_factory())
 
         self._http_server = await asyncio.get_running_loop().create_server(
             protocol_factory,
@@ -269,19 +250,14 @@ class Node:
             self.http_port = self._http_server.sockets[0].getsockname()[1]
         log.info("control API: %s://%s:%d", self.http_scheme, self.config.http_host, self.http_port)
 
-    def _refuse_http(self, limit: str) -> asyncio.BaseProtocol:
-        self.http_refused_total += 1
-        self._refusals.warning("http-cap", "HTTP connection refused: at %s", limit)
-        return _CloseAtOnce()
-
     @web.middleware
     async def _read_deadline(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         """A declared body over the limit is refused unread; a body must arrive in time."""
-        self._busy.add(request.protocol)
+        self.http_gate.request_started(request.protocol)
         try:
             return await self._read_then_handle(request, handler)
         finally:
-            self._busy.discard(request.protocol)
+            self.http_gate.request_done(request.protocol)
 
     async def _read_then_handle(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.can_read_body:
@@ -345,13 +321,6 @@ class Node:
         await asyncio.gather(*self.sessions.node.background, return_exceptions=True)
         await self.codecs.close()
         log.info("node stopped")
-
-
-class _CloseAtOnce(asyncio.Protocol):
-    """The protocol of a connection over a limit: closed as soon as it is made."""
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        transport.close()
 
 
 def _socket_is_live(path: Path) -> bool:
