@@ -16,6 +16,7 @@ from typing import Any
 
 import aiohttp
 from snowmux.protocol import AudioFrame, Decoder, Event, Message
+from snowmux.protocol.auth import encode_auth
 
 ROOT = Path(__file__).resolve().parent.parent
 READY = re.compile(r"snowmux node ready: (https?://\S+) socket=(\S+)")
@@ -145,12 +146,15 @@ class Recorder:
     """A receiver that records every decoded message with its arrival time."""
 
     socket_path: Path
+    token: str | None = None  # sent as the auth line (SPEC.md section 8a) when set
     messages: list[Received] = field(default_factory=list)
     error: BaseException | None = None
     raw_bytes: int = 0
 
     async def __aenter__(self) -> Recorder:
         self._reader, self._writer = await asyncio.open_unix_connection(str(self.socket_path))
+        if self.token is not None:
+            self._writer.write(encode_auth(self.token))
         self._task = asyncio.create_task(self._run())
         return self
 
