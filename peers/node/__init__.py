@@ -2,6 +2,20 @@
 
 from __future__ import annotations
 
-from .server import Node, NodeConfig, default_socket_path, run_node
+from .server import (
+    Node,
+    NodeConfig,
+    NodeConfigError,
+    NodeStartError,
+    default_socket_path,
+    run_node,
+)
 
-__all__ = ["Node", "NodeConfig", "default_socket_path", "run_node"]
+__all__ = [
+    "Node",
+    "NodeConfig",
+    "NodeConfigError",
+    "NodeStartError",
+    "default_socket_path",
+    "run_node",
+]

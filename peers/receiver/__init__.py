@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .connection import Endpoint, IncompatibleNodeError, Receiver
+from .connection import Endpoint, IncompatibleNodeError, Receiver, UntrustedSocketError
 from .router import Router
 from .sinks import CompositeSink, FrameQueue, NullSink, Sink
 from .stats import SessionStats
@@ -33,4 +33,5 @@ __all__ = [
     "Router",
     "SessionStats",
     "Sink",
+    "UntrustedSocketError",
 ]
