@@ -122,7 +122,7 @@ LOG_LEVEL = click.option(
     type=click.IntRange(1),
     default=defaults.MAX_HTTP_CONNECTIONS,
     show_default=True,
-    help="Control API connections open at once; beyond it the oldest idle one is closed.",
+    help="Control API connections open at once; beyond it the oldest idle (1 s+) one is closed.",
 )
 @click.option(
     "--read-timeout",

@@ -51,10 +51,11 @@ MAX_SESSIONS = 256  # the legacy node's limit; each transcoding session costs ~1
 # Receivers are bot processes, a handful per node; 256 matches MAX_SESSIONS
 # (one receiver per session would be an odd but legal deployment).
 MAX_RECEIVERS = 256
-# The control API serves one bot's calls and a few dashboards; 128 concurrent
-# connections is far above that and, with MAX_RECEIVERS, stays well inside a
-# default 1,024-descriptor limit.
-MAX_HTTP_CONNECTIONS = 128
+# A bot may fire one play per session at once (up to MAX_SESSIONS) while
+# dashboards poll: 512 concurrent control connections is twice that, and with
+# MAX_RECEIVERS and the node's own ~50 descriptors stays inside the default
+# 1,024-descriptor limit.
+MAX_HTTP_CONNECTIONS = 512
 # A request's headers must arrive within 10 s of the connection opening (or of
 # the previous response), and its body within 10 s more: nginx allows 60 s
 # each, but our clients are local programs that send a request in one write,

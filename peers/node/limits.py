@@ -45,7 +45,11 @@ FD_HEADROOM = 64
 # client reads our 4xx before the connection closes: a loopback client's
 # in-flight bytes arrive in well under a second.
 LINGER_SECONDS = 1.0
-LOG_INTERVAL_SECONDS = 1.0  # at most one line per second per kind of repeated error
+LOG_INTERVAL_SECONDS = 1.0
+# An HTTP connection is evictable once it has sat idle (no request in
+# progress) this long: a client that has just connected is still sending
+# its request, a loopback client takes milliseconds, a flood's sockets wait.
+EVICT_IDLE_AFTER_SECONDS = 1.0  # at most one line per second per kind of repeated error
 
 
 def _open_fds() -> int | None:
@@ -123,6 +127,7 @@ class _GatedConnection(asyncio.Protocol):
         self.inner = inner
         self.transport: asyncio.BaseTransport | None = None
         self.admitted = False
+        self.idle_since = time.monotonic()  # connected, or answered its last request
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
@@ -158,16 +163,25 @@ class HttpConnectionGate:
 
     Admission is decided in connection_made, when the count of open
     connections is exact (asyncio calls protocol factories for a whole burst
-    of accepts before any connection_made). Evicting the oldest idle
-    connection rather than refusing the new one means a flood of idle
-    sockets costs only itself: a real client's new connection is served.
+    of accepts before any connection_made). Evicting the oldest connection
+    idle for EVICT_IDLE_AFTER_SECONDS rather than refusing the new one means
+    a flood of idle sockets costs only itself: a real client's new
+    connection is served.
     """
 
-    def __init__(self, cap: int, budget: ConnectionBudget, logger: RateLimitedLog) -> None:
+    def __init__(
+        self,
+        cap: int,
+        budget: ConnectionBudget,
+        logger: RateLimitedLog,
+        evict_idle_after: float = EVICT_IDLE_AFTER_SECONDS,
+    ) -> None:
         self.cap = cap
+        self._evict_idle_after = evict_idle_after
         self._budget = budget
         self._log = logger
-        self._open: dict[_GatedConnection, None] = {}  # insertion order: oldest first
+        # open connections by their inner protocol, in admission order (oldest first)
+        self._open: dict[object, _GatedConnection] = {}
         self._busy: set[object] = set()  # inner protocols with a request in progress
         self.refused_total = 0
         self.evicted_total = 0
@@ -180,14 +194,24 @@ class HttpConnectionGate:
 
     def request_done(self, inner: object) -> None:
         self._busy.discard(inner)
+        connection = self._open.get(inner)
+        if connection is not None:
+            connection.idle_since = time.monotonic()
+
+    def _idle_victim(self) -> _GatedConnection | None:
+        cutoff = time.monotonic() - self._evict_idle_after
+        for inner, connection in self._open.items():
+            if inner not in self._busy and connection.idle_since <= cutoff:
+                return connection
+        return None
 
     def admit(self, connection: _GatedConnection) -> bool:
         full = len(self._open) >= self.cap
         if full or not self._budget.has_room():
-            victim = next((c for c in self._open if c.inner not in self._busy), None)
+            victim = self._idle_victim()
             if victim is None:
                 self.refused_total += 1
-                limit = f"{self.cap} busy connections" if full else "the fd headroom"
+                limit = f"{self.cap} connections, none idle" if full else "the fd headroom"
                 self._log.warning("http-refuse", "HTTP connection refused: at %s", limit)
                 return False
             self.evicted_total += 1
@@ -195,9 +219,10 @@ class HttpConnectionGate:
             self.forget(victim)
             if victim.transport is not None:
                 victim.transport.close()
-        self._open[connection] = None
+        self._open[connection.inner] = connection
         return True
 
     def forget(self, connection: _GatedConnection) -> None:
-        self._open.pop(connection, None)
+        if self._open.get(connection.inner) is connection:
+            del self._open[connection.inner]
         self._busy.discard(connection.inner)
