@@ -138,12 +138,21 @@ async def test_route_and_sender_harness_authenticate_with_token(tmp_path: Path) 
             await wrong.wait_log("wrong token?")
 
 
-async def test_sender_harness_authenticates_with_token(tmp_path: Path) -> None:
-    with NodeProcess(tmp_path, "--token", TOKEN) as node:  # paced: the harness judges pacing
+@pytest.mark.parametrize("transport", ["unix", "tcp+tls"])
+async def test_sender_harness_authenticates_with_token(tmp_path: Path, transport: str) -> None:
+    node_args: tuple[str, ...] = ("--token", TOKEN)
+    harness_args: tuple[str, ...] = ()
+    if transport == "tcp+tls":
+        cert, key = self_signed(tmp_path)
+        port = free_port()
+        node_args += ("--tcp", f"127.0.0.1:{port}", "--tls-cert", str(cert), "--tls-key", str(key))
+        harness_args = ("--tcp", f"127.0.0.1:{port}", "--tls-ca", str(cert))
+    with NodeProcess(tmp_path, *node_args) as node:  # paced: the harness judges pacing
+        if transport == "unix":
+            harness_args = ("--socket", str(node.socket_path))
         result = await asyncio.to_thread(
             snowmux,
-            "conformance", "sender", "--socket", str(node.socket_path),
-            "--node", node.url, "--token", TOKEN,
+            "conformance", "sender", *harness_args, "--node", node.url, "--token", TOKEN,
             timeout=120,
         )  # fmt: skip
         assert "hello-and-events" in result.stdout
