@@ -83,13 +83,13 @@ class Endpoint:
     def check_socket(self) -> None:
         """Raise UntrustedSocketError unless the Unix socket (and default dir) are ours."""
         assert self.unix_path is not None
-        if uses_private_dir(self.unix_path):
-            with contextlib.suppress(FileNotFoundError):
-                self.unix_path.parent.lstat()  # a missing dir is "no node yet", not a threat
-                try:
-                    check_private_dir(self.unix_path.parent)
-                except UnsafeSocketDirError as exc:
-                    raise UntrustedSocketError(str(exc)) from None
+        directory = self.unix_path.parent
+        # A missing directory is "no node yet" (connecting fails, we retry), not a threat.
+        if uses_private_dir(self.unix_path) and os.path.lexists(directory):
+            try:
+                check_private_dir(directory)
+            except UnsafeSocketDirError as exc:
+                raise UntrustedSocketError(str(exc)) from None
         try:
             owner = self.unix_path.lstat().st_uid
         except FileNotFoundError:
