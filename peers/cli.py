@@ -104,7 +104,41 @@ LOG_LEVEL = click.option(
     "--token",
     envvar="SNOWMUX_TOKEN",
     default=None,
-    help="Require 'Authorization: Bearer TOKEN' on the control API [env: SNOWMUX_TOKEN].",
+    help="Require 'Authorization: Bearer TOKEN' on the control API and an auth line from "
+    "stream receivers; required off loopback [env: SNOWMUX_TOKEN].",
+)
+@click.option(
+    "--tls-cert",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Serve the control API and the --tcp stream over TLS with this PEM certificate chain.",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The private key (PEM) of --tls-cert.",
+)
+@click.option(
+    "--max-receivers",
+    type=click.IntRange(1),
+    default=defaults.MAX_RECEIVERS,
+    show_default=True,
+    help="Stream receivers connected at once; more are closed at once.",
+)
+@click.option(
+    "--max-http-connections",
+    type=click.IntRange(1),
+    default=defaults.MAX_HTTP_CONNECTIONS,
+    show_default=True,
+    help="Control API connections open at once; beyond it the oldest idle (1 s+) one is closed.",
+)
+@click.option(
+    "--read-timeout",
+    type=click.FloatRange(0.1, 3600),
+    default=defaults.READ_TIMEOUT_SECONDS,
+    show_default=True,
+    help="Seconds a control API client has to send a request's headers, and again its body.",
 )
 @click.option(
     "--media-root",
@@ -151,6 +185,11 @@ def serve(
     socket_path: Path | None,
     tcp: tuple[str, int] | None,
     token: str | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    max_receivers: int,
+    max_http_connections: int,
+    read_timeout: float,
     media_root: Path,
     allow_remote: bool,
     max_sessions: int,
@@ -162,7 +201,7 @@ def serve(
     log_level: str,
 ) -> None:
     """Run the audio node: HTTP control API + session-multiplexed stream."""
-    from .node import NodeConfig, NodeStartError, run_node
+    from .node.server import NodeConfig, NodeConfigError, NodeStartError, check_config, run_node
 
     setup_logging(log_level)
     config = NodeConfig(
@@ -178,11 +217,20 @@ def serve(
         pace=not no_pace,
         progress_interval=progress_interval,
         queue_bytes=receiver_queue_kib * 1024,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        max_receivers=max_receivers,
+        max_http_connections=max_http_connections,
+        header_timeout=read_timeout,
+        body_timeout=read_timeout,
     )
     if codec_processes is not None:
         config.workers = codec_processes
     try:
+        check_config(config)
         asyncio.run(run_node(config))
+    except NodeConfigError as exc:
+        raise click.UsageError(str(exc)) from None
     except NodeStartError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -200,16 +248,28 @@ TOKEN = click.option(
     default=None,
     help="Bearer token of the node [env: SNOWMUX_TOKEN].",
 )
+TLS_CA = click.option(
+    "--tls-ca",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    envvar="SNOWMUX_TLS_CA",
+    default=None,
+    help="CA certificate (PEM) that verifies a TLS node [env: SNOWMUX_TLS_CA].",
+)
 
 
 def _control(
-    node: str, token: str | None, action: str, *args: object, **kwargs: object
+    node: str,
+    token: str | None,
+    tls_ca: Path | None,
+    action: str,
+    *args: object,
+    **kwargs: object,
 ) -> dict[str, Any]:
     """Run one control-API call; print the node's error message and exit 1 on failure."""
     from .control import ControlClient, NodeError
 
     async def call() -> dict[str, Any]:
-        async with ControlClient(node, token) as client:
+        async with ControlClient(node, token, tls_ca) as client:
             result: dict[str, Any] = await getattr(client, action)(*args, **kwargs)
             return result
 
@@ -236,6 +296,7 @@ def _control(
 @click.option("--bitrate", type=click.IntRange(6000, 510000), default=None)
 @NODE
 @TOKEN
+@TLS_CA
 def play(
     session_id: str,
     url: str,
@@ -245,10 +306,11 @@ def play(
     bitrate: int | None,
     node: str,
     token: str | None,
+    tls_ca: Path | None,
 ) -> None:
     """Play URL on session SESSION_ID (replacing only that session's playback)."""
     extra = {k: v for k, v in (("volume", volume), ("bitrate", bitrate)) if v is not None}
-    reply = _control(node, token, "play", session_id, url, audio_format, start_at, **extra)
+    reply = _control(node, token, tls_ca, "play", session_id, url, audio_format, start_at, **extra)
     click.echo(f"{reply.get('status')} {reply.get('session_id')}")
 
 
@@ -257,8 +319,9 @@ def _simple(action: str, doc: str) -> None:
     @click.argument("session_id")
     @NODE
     @TOKEN
-    def command(session_id: str, node: str, token: str | None) -> None:
-        reply = _control(node, token, action, session_id)
+    @TLS_CA
+    def command(session_id: str, node: str, token: str | None, tls_ca: Path | None) -> None:
+        reply = _control(node, token, tls_ca, action, session_id)
         click.echo(f"{reply.get('status')} {reply.get('session_id')}")
 
 
@@ -271,11 +334,12 @@ _simple("resume", "Resume SESSION_ID with the very next frame.")
 @click.argument("session_id", required=False)
 @NODE
 @TOKEN
-def status(session_id: str | None, node: str, token: str | None) -> None:
+@TLS_CA
+def status(session_id: str | None, node: str, token: str | None, tls_ca: Path | None) -> None:
     """Show one session's status, or every session's."""
     import json
 
-    click.echo(json.dumps(_control(node, token, "status", session_id), indent=2))
+    click.echo(json.dumps(_control(node, token, tls_ca, "status", session_id), indent=2))
 
 
 @main.command()
@@ -335,6 +399,7 @@ def status(session_id: str | None, node: str, token: str | None) -> None:
     help="Serve the node's control API on the pool of --node nodes at HOST:PORT.",
 )
 @TOKEN
+@TLS_CA
 @click.option(
     "--report-ndjson",
     is_flag=True,
@@ -352,10 +417,17 @@ def route(
     nodes: tuple[str, ...],
     http: tuple[str, int] | None,
     token: str | None,
+    tls_ca: Path | None,
     report_ndjson: bool,
     log_level: str,
 ) -> None:
-    """Receive a node's stream (or a pool's) and route every frame to its session's sinks."""
+    """Receive a node's stream (or a pool's) and route every frame to its session's sinks.
+
+    --token authenticates both to the stream (SPEC.md section 8a) and to the
+    nodes' HTTP API (the pool, the web playground's controls).
+    """
+    import ssl
+
     from .receiver.connection import Endpoint
     from .receiver.route import RouteOptions, run_route
 
@@ -366,12 +438,13 @@ def route(
         raise click.UsageError("--http serves a pool of --node nodes: drop --socket/--tcp")
     live = sys.stdout.isatty() and not report_ndjson
     setup_logging(log_level if not live else "warning")
+    tls = ssl.create_default_context(cafile=str(tls_ca)) if tls_ca and tcp else None
     endpoint: Endpoint | None = None
     if one_stream or not (nodes or http):
         endpoint = (
-            Endpoint(tcp=tcp)
+            Endpoint(tcp=tcp, token=token, tls=tls)
             if tcp
-            else Endpoint(unix_path=socket_path or defaults.default_socket_path())
+            else Endpoint(unix_path=socket_path or defaults.default_socket_path(), token=token)
         )
     node = nodes[0] if nodes else defaults.NODE_URL
     options = RouteOptions(
@@ -387,6 +460,7 @@ def route(
         node_token=token,
         nodes=nodes if endpoint is None else (),
         http=http,
+        node_tls_ca=tls_ca,
     )
     sys.exit(asyncio.run(run_route(options)))
 
@@ -465,22 +539,49 @@ def conformance_receiver(
     "--socket",
     "socket_path",
     type=click.Path(path_type=Path),
-    required=True,
+    default=None,
     help="The sender's Unix socket.",
+)
+@click.option(
+    "--tcp",
+    type=host_port(defaults.HTTP_HOST),
+    default=None,
+    help="The sender's TCP stream instead (TLS with --tls-ca).",
 )
 @NODE
 @TOKEN
+@TLS_CA
 @click.option("--media", default=None, help="Play this URL instead of the built-in tones.")
-def conformance_sender(socket_path: Path, node: str, token: str | None, media: str | None) -> None:
-    """Drive a running sender through its control API and validate every byte it emits."""
-    from .conformance.sender_harness import SenderHarness, render_sender_results
+def conformance_sender(
+    socket_path: Path | None,
+    tcp: tuple[str, int] | None,
+    node: str,
+    token: str | None,
+    tls_ca: Path | None,
+    media: str | None,
+) -> None:
+    """Drive a running sender through its control API and validate every byte it emits.
 
-    click.echo(f"sender conformance: socket {socket_path}, node {node}")
-    harness = SenderHarness(socket_path, node, token, media, log=click.echo)
+    With --token the harness authenticates to the stream (SPEC.md section 8a)
+    and to the control API.
+    """
+    import ssl
+
+    from .conformance.sender_harness import SenderHarness, render_sender_results
+    from .receiver.connection import Endpoint
+
+    if (socket_path is None) == (tcp is None):
+        raise click.UsageError("give --socket or --tcp (exactly one)")
+    tls = ssl.create_default_context(cafile=str(tls_ca)) if tls_ca and tcp else None
+    endpoint = Endpoint(unix_path=socket_path, tcp=tcp, token=token, tls=tls)
+    click.echo(f"sender conformance: {endpoint}, node {node}")
+    harness = SenderHarness(
+        socket_path, node, token, media, log=click.echo, endpoint=endpoint, tls_ca=tls_ca
+    )
     try:
         asyncio.run(harness.scenario())
     except OSError as exc:
-        raise click.ClickException(f"cannot connect to {socket_path}: {exc}") from None
+        raise click.ClickException(f"cannot connect to {endpoint}: {exc}") from None
     results = harness.judge()
     click.echo("\n".join(render_sender_results(results)))
     sys.exit(0 if all(r.passed for r in results) else 1)

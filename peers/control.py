@@ -1,9 +1,13 @@
 # Strategy: a small typed client for the node's control API (SPEC.md section
 # 9), used by the CLI, the demo, the web playground's proxy, the conformance
 # kit and bots. It lives beside the node and the receiver, not inside either.
-# A non-2xx answer raises NodeError carrying the node's own message.
+# A non-2xx answer raises NodeError carrying the node's own message. For an
+# https:// node with a private CA (README "Stream authentication and TLS"),
+# tls_ca names the CA file that verifies the node's certificate.
 from __future__ import annotations
 
+import ssl
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -28,10 +32,15 @@ class NodeError(Exception):
 
 
 class ControlClient:
-    def __init__(self, node_url: str = NODE_URL, token: str | None = None) -> None:
+    def __init__(
+        self, node_url: str = NODE_URL, token: str | None = None, tls_ca: Path | None = None
+    ) -> None:
         self.node_url = node_url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._session: aiohttp.ClientSession | None = None
+        self._ssl: ssl.SSLContext | bool = True  # aiohttp's default: the system's CAs
+        if tls_ca is not None:
+            self._ssl = ssl.create_default_context(cafile=str(tls_ca))
 
     async def __aenter__(self) -> ControlClient:
         return self
@@ -57,6 +66,7 @@ class ControlClient:
                 self.node_url + path,
                 json=body,
                 headers={"Content-Type": "application/json"},
+                ssl=self._ssl,
             ) as response:
                 try:
                     reply = await response.json(content_type=None)

@@ -19,7 +19,7 @@ from typing import Any
 
 __all__ = ["NodeProcess", "stop_process", "write_tone_file"]
 
-READY = re.compile(r"snowmux node ready: (http://\S+) socket=(\S+)")
+READY = re.compile(r"snowmux node ready: (https?://\S+) socket=(\S+)")
 START_TIMEOUT_SECONDS = 20.0  # a cold start spawns one codec process per core
 
 
@@ -48,8 +48,11 @@ class NodeProcess:
         env: dict[str, str] | None = None,
         media_root: Path | None = None,
         socket_path: Path | None = None,
+        default_socket: bool = False,
     ) -> None:
+        """``default_socket``: no --socket, the node picks its default path (read back once ready)."""
         self.workdir = workdir
+        self.default_socket = default_socket
         self.socket_path = socket_path or workdir / "node.sock"
         self.media_root = media_root or workdir
         self.args = args
@@ -66,8 +69,7 @@ class NodeProcess:
             "serve",
             "--http",
             "127.0.0.1:0",
-            "--socket",
-            str(self.socket_path),
+            *(() if self.default_socket else ("--socket", str(self.socket_path))),
             "--media-root",
             str(self.media_root),
             "--log-level",
@@ -92,6 +94,7 @@ class NodeProcess:
             match = READY.search(line)
             if match:
                 self.url = match.group(1)
+                self.socket_path = Path(match.group(2))
                 return self
         self.stop()
         raise RuntimeError(f"node did not start: {self.log_path.read_text()[-3000:]}")

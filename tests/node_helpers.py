@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 
 from snowmux.protocol import AudioFrame, Decoder, Event, Message
+from snowmux.protocol.auth import encode_auth
 from snowmux.testing import NodeProcess, stop_process
 
 __all__ = [
@@ -70,12 +71,15 @@ class Recorder:
     """A receiver that records every decoded message with its arrival time."""
 
     socket_path: Path
+    token: str | None = None  # sent as the auth line (SPEC.md section 8a) when set
     messages: list[Received] = field(default_factory=list)
     error: BaseException | None = None
     raw_bytes: int = 0
 
     async def __aenter__(self) -> Recorder:
         self._reader, self._writer = await asyncio.open_unix_connection(str(self.socket_path))
+        if self.token is not None:
+            self._writer.write(encode_auth(self.token))
         self._task = asyncio.create_task(self._run())
         return self
 
@@ -149,7 +153,7 @@ class RouteProcess:
     """`python -m snowmux.cli route` writing files to ``out_dir`` (log lines, not a tty)."""
 
     def __init__(self, workdir: Path, socket_path: Path | None, *args: str) -> None:
-        """``socket_path`` None: a pool route (``--node URL`` in ``args``)."""
+        """``socket_path`` None: a pool route (``--node URL``), ``--tcp`` in ``args``, or the default socket."""
         self.out_dir = workdir / "out"
         self.log_path = workdir / "route.log"
         workdir.mkdir(parents=True, exist_ok=True)
@@ -212,7 +216,9 @@ def free_port() -> int:
     return port
 
 
-def snowmux(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def snowmux(
+    *args: str, timeout: float = 600, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the real CLI (`python -m snowmux.cli ...`) and capture what it prints."""
     return subprocess.run(
         [sys.executable, "-m", "snowmux.cli", *args],
@@ -220,4 +226,5 @@ def snowmux(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str
         capture_output=True,
         text=True,
         timeout=timeout,
+        env=env,
     )

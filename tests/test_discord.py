@@ -28,7 +28,7 @@ import pytest
 
 import snowmux.discord as snowmux_discord
 from snowmux.audio_format import FRAME_BYTES, OPUS_SILENCE
-from snowmux.control import ControlClient
+from snowmux.control import ControlClient, NodeError
 from snowmux.discord import PlaybackError, SessionAudioSource
 from snowmux.protocol import AudioFrame, Event
 from snowmux.receiver import Endpoint, NodePool, Receiver, Router
@@ -327,8 +327,10 @@ async def test_an_error_playback_reaches_after_as_the_exception(
     assert source.end_reason == "error"
     assert 40 < len(voice.audio()) < 150  # the good half played before the error
 
-    with pytest.raises(PlaybackError, match="no such file"):
+    # The node refuses a missing file at once (404), so play() raises its NodeError.
+    with pytest.raises(NodeError, match="no such file") as refused:
         await snowmux_discord.play(stub(GUILD_B), receiver, control, "missing.flac")
+    assert refused.value.status == 404
     assert receiver.router.sink(str(GUILD_B)) is None
 
 

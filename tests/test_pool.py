@@ -17,6 +17,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from snowmux.protocol import AudioFrame, Decoder, Event
+from snowmux.protocol.auth import encode_auth
 from snowmux.receiver import NodeLoad, NodePool, Router, penalty
 
 from .audio_checks import dominant_frequency
@@ -72,6 +73,7 @@ async def test_info_health_and_metrics(tmp_path: Path) -> None:
         host, _, port = info["stream"]["tcp"].rpartition(":")
         assert host == "127.0.0.1" and int(port) > 0  # the bound port, not the asked-for 0
         reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(encode_auth(TOKEN))  # a node with a token waits for it (SPEC.md [R1])
         (hello, *_) = Decoder().feed(await reader.read(4096))
         writer.close()
         assert isinstance(hello, Event) and hello.type == "hello"

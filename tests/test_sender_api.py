@@ -128,7 +128,7 @@ async def test_remote_http_media_plays_with_allow_remote(node: NodeProcess, tmp_
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     try:
-        async with Recorder(node.socket_path) as rx:
+        async with Recorder(node.socket_path, TOKEN) as rx:
             status, reply = await api(
                 node, "POST", "/session/remote/play", {"url": f"http://127.0.0.1:{port}/remote.wav"}
             )
@@ -149,7 +149,7 @@ async def test_unknown_sessions_are_404_but_stop_is_idempotent(node: NodeProcess
 
 
 async def test_ended_sessions_report_status_and_refuse_pause_with_409(node: NodeProcess) -> None:
-    async with Recorder(node.socket_path) as rx:
+    async with Recorder(node.socket_path, TOKEN) as rx:
         status, reply = await api(
             node, "POST", "/session/short/play", {"url": "tone:440?seconds=0.2"}
         )
@@ -212,7 +212,7 @@ async def test_unknown_routes_and_methods_are_json_errors(node: NodeProcess) -> 
 
 
 async def test_format_defaults_to_pcm(node: NodeProcess) -> None:
-    async with Recorder(node.socket_path) as rx:
+    async with Recorder(node.socket_path, TOKEN) as rx:
         status, _ = await api(
             node, "POST", "/session/default-fmt/play", {"url": "tone:440?seconds=0.1"}
         )
@@ -224,7 +224,7 @@ async def test_format_defaults_to_pcm(node: NodeProcess) -> None:
 async def test_ids_with_slashes_travel_percent_encoded_and_null_format_is_pcm(
     node: NodeProcess,
 ) -> None:
-    async with Recorder(node.socket_path) as rx:
+    async with Recorder(node.socket_path, TOKEN) as rx:
         status, reply = await api(
             node, "POST", "/session/guild%2F1/play", {"url": "tone:440?seconds=0.1", "format": None}
         )

@@ -6,6 +6,8 @@
 # is judged from the recording alone: framing, hello and event schema,
 # ordering (nothing of a playback after its end), isolation (the keeper never
 # stutters), pacing, and the payloads of each format (decoded with PyAV).
+# It connects through the receiver's Endpoint, so a node with --token (the
+# auth line of SPEC.md section 8a) or a TLS --tcp stream is tested as is.
 from __future__ import annotations
 
 import asyncio
@@ -30,6 +32,7 @@ from snowmux.protocol import (
 from ..audio_format import FRAME_BYTES, FRAME_SAMPLES, OPUS_SILENCE, SAMPLE_RATE, split_ogg_pages
 from ..control import ControlClient, NodeError
 from ..defaults import SENDER_PROPERTIES, SILENCE_FRAMES, STUTTER_GAP_SECONDS
+from ..receiver.connection import Endpoint
 
 __all__ = ["SenderHarness", "SenderResult"]
 
@@ -74,15 +77,24 @@ class Playback:
 class SenderHarness:
     def __init__(
         self,
-        socket_path: Path,
+        socket_path: Path | None,
         node_url: str,
         token: str | None = None,
         media: str | None = None,
         log: Callable[[str], None] = print,
+        *,
+        endpoint: Endpoint | None = None,
+        tls_ca: Path | None = None,
     ) -> None:
         self.socket_path = socket_path
+        if endpoint is None:
+            if socket_path is None:
+                raise ValueError("give a socket path or an endpoint")
+            endpoint = Endpoint(unix_path=socket_path, token=token)
+        self.endpoint = endpoint
         self.node_url = node_url
         self.token = token
+        self.tls_ca = tls_ca
         self.media = media
         self.log = log
         self.arrivals: list[Arrival] = []
@@ -114,10 +126,10 @@ class SenderHarness:
             self.control_errors.append(f"{action} {args}: HTTP {exc.status} {exc.message}")
 
     async def scenario(self) -> None:
-        reader, writer = await asyncio.open_unix_connection(str(self.socket_path))
+        reader, writer = await self.endpoint.open()
         recorder = asyncio.create_task(self._record(reader))
         try:
-            async with ControlClient(self.node_url, self.token) as control:
+            async with ControlClient(self.node_url, self.token, self.tls_ca) as control:
                 self.log("  scenario: keeper (pcm) plays throughout")
                 await self._call(control, "play", self.keeper, self._url(330, 12), "pcm")
                 await self._call(control, "play", "conformance-a", self._url(440, 12), "opus")

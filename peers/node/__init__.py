@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from .server import Node, NodeConfig, NodeStartError, run_node
+from .server import Node, NodeConfig, NodeConfigError, NodeStartError, run_node
 
-__all__ = ["Node", "NodeConfig", "NodeStartError", "run_node"]
+__all__ = ["Node", "NodeConfig", "NodeConfigError", "NodeStartError", "run_node"]

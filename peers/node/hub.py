@@ -6,6 +6,11 @@
 # session. A new connection receives hello and the re-announcement of active
 # playbacks in the same event-loop step in which it joins the fan-out, so it
 # neither misses nor duplicates a message.
+# With a token (SPEC.md section 8a, [R1]-[R3]) a connection is not attached
+# until its first line authenticates it: until then it receives nothing, and
+# a wrong, malformed or late line closes it without a word. Connections over
+# --max-receivers, or that would eat into the fd headroom, are closed at once
+# (README "Limits"); refusals are logged at most once a second.
 from __future__ import annotations
 
 import asyncio
@@ -16,8 +21,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from snowmux.protocol import PROTOCOL_VERSION, encode_event
+from snowmux.protocol.auth import AUTH_TIMEOUT_SECONDS, AuthLineError, parse_auth, token_matches
 
 from ..defaults import RECEIVER_QUEUE_BYTES
+from .limits import MAX_RECEIVERS, ConnectionBudget, RateLimitedLog
 
 __all__ = ["Outgoing", "ReceiverConnection", "ReceiverHub"]
 
@@ -143,6 +150,11 @@ class ReceiverHub:
         announce: Callable[[], Iterable[bytes]],
         on_drop: Callable[[str], None],
         queue_bytes: int = RECEIVER_QUEUE_BYTES,
+        *,
+        token: str | None = None,
+        max_receivers: int = MAX_RECEIVERS,
+        budget: ConnectionBudget | None = None,
+        auth_timeout: float = AUTH_TIMEOUT_SECONDS,
     ) -> None:
         self._hello = encode_event(
             "hello", "", protocol=PROTOCOL_VERSION, max_frame_length=max_frame_length
@@ -150,8 +162,16 @@ class ReceiverHub:
         self._announce = announce
         self._on_drop = on_drop
         self._queue_bytes = queue_bytes
+        self._token = token
+        self._max_receivers = max_receivers
+        self._budget = budget or ConnectionBudget()
+        self._auth_timeout = auth_timeout
+        self._pending = 0  # connected, not yet authenticated: they count against the cap
+        self._refusals = RateLimitedLog(log)
         self.connections: set[ReceiverConnection] = set()
         self.connected_total = 0
+        self.refused_total = 0  # over the cap or the fd headroom
+        self.auth_failures_total = 0
 
     def attach(self, name: str, writer: asyncio.StreamWriter) -> ReceiverConnection:
         connection = ReceiverConnection(name, writer, self._queue_bytes, self._on_drop)
@@ -189,11 +209,30 @@ class ReceiverHub:
     ) -> None:
         peer = writer.get_extra_info("peername") or writer.get_extra_info("sockname")
         name = f"{peer or 'unix'}#{self.connected_total + 1}"
+        if len(self.connections) + self._pending >= self._max_receivers:
+            self._refuse(
+                writer, "receiver-cap", f"{self._max_receivers} receivers (--max-receivers)"
+            )
+            return
+        if not self._budget.has_room():
+            self._refuse(writer, "receiver-fds", "the file-descriptor headroom")
+            return
+        if self._token is not None:
+            self._pending += 1
+            try:
+                refusal = await self._authenticate(reader, self._token)
+            finally:
+                self._pending -= 1
+            if refusal is not None:
+                self.auth_failures_total += 1
+                self._refusals.warning("auth", "receiver %s refused: %s", name, refusal)
+                writer.close()
+                return
         connection = self.attach(name, writer)
         log.info("receiver %s connected (%d connected)", name, len(self.connections))
         writer_task = asyncio.create_task(connection.run_writer())
         try:
-            # Receivers send nothing; reading only tells us when they leave.
+            # Nothing more is expected from a receiver; reading tells us when it leaves.
             while not connection.closed and await reader.read(4096):
                 pass
         except (ConnectionError, OSError):
@@ -204,6 +243,29 @@ class ReceiverHub:
             with contextlib.suppress(asyncio.CancelledError, ConnectionError, OSError):
                 await writer_task
             log.info("receiver %s disconnected (%d connected)", name, len(self.connections))
+
+    def _refuse(self, writer: asyncio.StreamWriter, kind: str, limit: str) -> None:
+        self.refused_total += 1
+        self._refusals.warning(kind, "receiver refused: at %s", limit)
+        writer.close()
+
+    async def _authenticate(self, reader: asyncio.StreamReader, token: str) -> str | None:
+        """None if the first line carries the token, else why the connection is refused."""
+        try:
+            line = await asyncio.wait_for(reader.readuntil(b"\n"), self._auth_timeout)
+        except TimeoutError:
+            return f"no auth line within {self._auth_timeout:g} s"
+        except asyncio.IncompleteReadError:
+            return "closed before authenticating"
+        except asyncio.LimitOverrunError:
+            return "auth line too long"
+        except (ConnectionError, OSError) as exc:
+            return f"connection lost while authenticating: {exc}"
+        try:
+            claimed = parse_auth(line)
+        except AuthLineError as exc:
+            return str(exc)
+        return None if token_matches(claimed, token) else "wrong token"
 
     async def close_all(self, flush_timeout: float = 1.0) -> None:
         connections = list(self.connections)

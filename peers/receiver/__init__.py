@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .connection import Endpoint, IncompatibleNodeError, Receiver
+from .connection import Endpoint, IncompatibleNodeError, Receiver, UntrustedSocketError
 from .penalty import NodeLoad, penalty
 from .router import Router
 from .sinks import CompositeSink, FrameQueue, NullSink, Sink
@@ -42,4 +42,5 @@ __all__ = [
     "SessionStats",
     "Sink",
     "penalty",
+    "UntrustedSocketError",
 ]

@@ -5,13 +5,18 @@
 # that it was interrupted, discard the partial message (a new connection
 # means a new Decoder) and reconnect with capped exponential backoff and
 # jitter until stopped. A node whose hello names another protocol is refused
-# for good: retrying cannot fix a version mismatch.
+# for good: retrying cannot fix a version mismatch. With a token the
+# Endpoint sends the auth line of SPEC.md section 8a before reading anything;
+# over TCP it may wrap the stream in TLS. A Unix socket owned by another user
+# is refused for good too (README "Socket"): it may be a squatter's.
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import os
 import random
+import ssl
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -25,11 +30,13 @@ from snowmux.protocol import (
     Event,
     RemoteProtocolError,
 )
+from snowmux.protocol.auth import encode_auth
 
+from ..defaults import UnsafeSocketDirError, check_private_dir, uses_private_dir
 from .router import Router
 from .sinks import FrameQueue
 
-__all__ = ["Endpoint", "IncompatibleNodeError", "Receiver"]
+__all__ = ["Endpoint", "IncompatibleNodeError", "Receiver", "UntrustedSocketError"]
 
 log = logging.getLogger("snowmux.receiver")
 
@@ -48,14 +55,24 @@ class IncompatibleNodeError(Exception):
     """The node speaks a protocol version this receiver does not."""
 
 
+class UntrustedSocketError(Exception):
+    """The Unix socket (or its private directory) could belong to another user."""
+
+
 @dataclass(frozen=True)
 class Endpoint:
+    """Where the node is and how to reach it: socket or TCP, token, TLS (TCP only)."""
+
     unix_path: Path | None = None
     tcp: tuple[str, int] | None = None
+    token: str | None = None  # sent as the auth line (SPEC.md section 8a) when set
+    tls: ssl.SSLContext | None = None
 
     def __post_init__(self) -> None:
         if (self.unix_path is None) == (self.tcp is None):
             raise ValueError("give exactly one of a Unix socket path or a TCP address")
+        if self.tls is not None and self.tcp is None:
+            raise ValueError("TLS is for TCP endpoints; a Unix socket is local")
 
     def __str__(self) -> str:
         if self.unix_path is not None:
@@ -63,11 +80,42 @@ class Endpoint:
         assert self.tcp is not None
         return f"tcp:{self.tcp[0]}:{self.tcp[1]}"
 
+    def check_socket(self) -> None:
+        """Raise UntrustedSocketError unless the Unix socket (and default dir) are ours."""
+        assert self.unix_path is not None
+        directory = self.unix_path.parent
+        # A missing directory is "no node yet" (connecting fails, we retry), not a threat.
+        if uses_private_dir(self.unix_path) and os.path.lexists(directory):
+            try:
+                check_private_dir(directory)
+            except UnsafeSocketDirError as exc:
+                raise UntrustedSocketError(str(exc)) from None
+        try:
+            owner = self.unix_path.lstat().st_uid
+        except FileNotFoundError:
+            return  # connecting fails with a clear OSError; the Receiver retries
+        if owner != os.getuid():
+            raise UntrustedSocketError(
+                f"{self.unix_path} is owned by uid {owner}, not by us (uid {os.getuid()}): "
+                "another user may be impersonating the node; refusing to connect"
+            )
+
     async def open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """Connect, and authenticate when a token is set (the node answers nothing before)."""
         if self.unix_path is not None:
-            return await asyncio.open_unix_connection(str(self.unix_path))
-        assert self.tcp is not None
-        return await asyncio.open_connection(*self.tcp)
+            self.check_socket()
+            reader, writer = await asyncio.open_unix_connection(str(self.unix_path))
+        else:
+            assert self.tcp is not None
+            reader, writer = await asyncio.open_connection(*self.tcp, ssl=self.tls)
+        if self.token:
+            writer.write(encode_auth(self.token))
+            try:
+                await writer.drain()
+            except (ConnectionError, OSError):
+                writer.close()
+                raise
+        return reader, writer
 
 
 class Receiver:
@@ -156,6 +204,10 @@ class Receiver:
             while True:
                 data = await reader.read(READ_SIZE)
                 if not data:
+                    if first and decoder.offset == 0:
+                        reason = "the node closed the connection before hello: " + (
+                            "wrong token?" if self.endpoint.token else "does it need --token?"
+                        )
                     decoder.feed_eof()
                     break
                 messages = decoder.feed(data)

@@ -5,9 +5,15 @@
 # (`OggS` = Ogg pages, anything else = PCM). pcm becomes a WAV (stdlib
 # `wave` fixes the header sizes on close), opus/web pages are written as-is,
 # opus-packets are remuxed into Ogg Opus by PyAV (no re-encoding).
+# Recordings are never overwritten (README "Recordings"): numbering continues
+# after the highest NNN already in the directory, and every file is created
+# with open(..., "x"), so a file that appeared meanwhile (another route on the
+# same DIR) makes us take the next number instead of truncating it. Ogg pages
+# of a playback joined late are rebased to granule 0 (ogg.OggRebaser).
 from __future__ import annotations
 
 import logging
+import re
 import wave
 from fractions import Fraction
 from pathlib import Path
@@ -18,10 +24,16 @@ import av
 from snowmux.protocol import AudioFrame, Event
 
 from ..audio_format import FRAME_SAMPLES, SAMPLE_RATE
+from .ogg import OggRebaser
 
 __all__ = ["FileSink", "safe_dirname"]
 
 log = logging.getLogger("snowmux.receiver.files")
+
+_NUMBERED = re.compile(r"^(\d+)-")  # NNN-<format>.<ext>, as written by FileSink
+# Attempts to find a free number when other writers keep taking them: far
+# more than two routes racing on one directory can need.
+MAX_NUMBER_ATTEMPTS = 1000
 
 _SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 
@@ -40,9 +52,10 @@ class _Writer(Protocol):
 
 
 class _WavWriter:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, file: BinaryIO) -> None:
         self.path = path
-        self._wave = wave.open(str(path), "wb")
+        self._file = file
+        self._wave = wave.open(file, "wb")
         self._wave.setnchannels(2)
         self._wave.setsampwidth(2)
         self._wave.setframerate(SAMPLE_RATE)
@@ -52,24 +65,27 @@ class _WavWriter:
 
     def close(self) -> None:
         self._wave.close()  # patches the RIFF and data sizes
+        self._file.close()  # wave leaves a file object it was given open
 
 
-class _RawWriter:
-    def __init__(self, path: Path) -> None:
+class _OggPageWriter:
+    def __init__(self, path: Path, file: BinaryIO) -> None:
         self.path = path
-        self._file: BinaryIO = open(path, "wb")
+        self._file = file
+        self._rebaser = OggRebaser()
 
     def write(self, payload: bytes | memoryview) -> None:
-        self._file.write(payload)
+        self._file.write(self._rebaser.page(bytes(payload)))
 
     def close(self) -> None:
         self._file.close()
 
 
 class _OpusRemuxer:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, file: BinaryIO) -> None:
         self.path = path
-        self._container: Any = av.open(str(path), "w", format="ogg")
+        self._file = file
+        self._container: Any = av.open(file, "w", format="ogg")
         self._stream: Any = self._container.add_stream("libopus", rate=SAMPLE_RATE, layout="stereo")
         self._time_base = Fraction(1, SAMPLE_RATE)
         self._packets = 0
@@ -85,6 +101,7 @@ class _OpusRemuxer:
 
     def close(self) -> None:
         self._container.close()
+        self._file.close()
 
 
 _EXTENSIONS = {"pcm": "wav", "opus": "opus", "web": "opus", "opus-packets": "opus"}
@@ -100,17 +117,35 @@ class FileSink:
         self._writer: _Writer | None = None
         self._format: str | None = None
 
-    def _open(self, audio_format: str) -> _Writer:
+    def _next_number(self) -> int:
+        highest = 0
+        for entry in self.directory.iterdir():
+            match = _NUMBERED.match(entry.name)
+            if match:
+                highest = max(highest, int(match.group(1)))
+        return highest + 1
+
+    def _create(self, audio_format: str) -> tuple[Path, BinaryIO]:
+        """A new file after the highest numbered one; never one that already exists."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        number = len(self.files) + 1
-        path = self.directory / f"{number:03d}-{audio_format}.{_EXTENSIONS[audio_format]}"
+        number = self._next_number()
+        for _ in range(MAX_NUMBER_ATTEMPTS):
+            path = self.directory / f"{number:03d}-{audio_format}.{_EXTENSIONS[audio_format]}"
+            try:
+                return path, open(path, "xb")
+            except FileExistsError:
+                number += 1
+        raise FileExistsError(f"no free file number in {self.directory}")
+
+    def _open(self, audio_format: str) -> _Writer:
+        path, file = self._create(audio_format)
         writer: _Writer
         if audio_format == "pcm":
-            writer = _WavWriter(path)
+            writer = _WavWriter(path, file)
         elif audio_format == "opus-packets":
-            writer = _OpusRemuxer(path)
+            writer = _OpusRemuxer(path, file)
         else:
-            writer = _RawWriter(path)
+            writer = _OggPageWriter(path, file)
         self.files.append(path)
         log.info("session %s: writing %s", self.session_id, path)
         return writer

@@ -17,9 +17,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from collections.abc import AsyncIterator, Coroutine, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -28,11 +30,13 @@ from snowmux.protocol import AudioFrame, Event, SessionIdError, validate_session
 from ..audio_format import FRAME_SECONDS, OPUS_SILENCE
 from ..control import ControlClient, NodeError
 from ..defaults import NODE_URL
+from .connection import Endpoint
 from .penalty import penalty
 from .pool_node import (
     HEALTH_EVERY_SECONDS,
     ControlFactory,
     EndpointFactory,
+    NodeInfo,
     NodeState,
     PooledNode,
     default_endpoint,
@@ -109,13 +113,26 @@ class NodePool:
         router: Router | None = None,
         *,
         token: str | None = None,
-        endpoint_factory: EndpointFactory = default_endpoint,
-        control_factory: ControlFactory = ControlClient,
+        tls_ca: Path | None = None,
+        endpoint_factory: EndpointFactory | None = None,
+        control_factory: ControlFactory | None = None,
         failover_wait: float = FAILOVER_WAIT_SECONDS,
         health_every: float = HEALTH_EVERY_SECONDS,
     ) -> None:
+        """``token`` goes to every node's API and stream; ``tls_ca`` verifies their TLS."""
         if not nodes:
             raise ValueError("a NodePool needs at least one node URL")
+        if endpoint_factory is None:
+            context = ssl.create_default_context(cafile=str(tls_ca)) if tls_ca else None
+
+            def endpoint_factory(url: str, info: NodeInfo, token: str | None) -> Endpoint:
+                return default_endpoint(url, info, token, context)
+
+        if control_factory is None:
+
+            def control_factory(url: str, token: str | None) -> ControlClient:
+                return ControlClient(url, token, tls_ca)
+
         self.router = router or Router()
         self.failover_wait = failover_wait
         self.nodes = [

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -66,6 +67,7 @@ class NodeInfo:
     formats: tuple[str, ...]
     codec_processes: int
     limits: Mapping[str, Any] = field(default_factory=dict)
+    tls: bool = False  # the TCP stream speaks TLS (serve --tls-cert)
 
     @classmethod
     def from_json(cls, data: Any) -> NodeInfo:
@@ -81,35 +83,39 @@ class NodeInfo:
             formats=tuple(str(f) for f in data.get("formats") or ()),
             codec_processes=int(data.get("codec_processes") or 0),
             limits=dict(data.get("limits") or {}),
+            tls=stream.get("tls") is True,
         )
 
 
 # Builds the stream endpoint of a node from its URL, its /info and the pool's
-# token. The hook for the stream's own token and TLS (the hardening of the
-# stream): a factory that returns an Endpoint carrying them.
+# token (sent as the stream's auth line, SPEC.md section 8a). A custom factory
+# can choose another route to the stream or its own TLS context.
 EndpointFactory = Callable[[str, NodeInfo, str | None], Endpoint]
 # Builds the control client of a node from its URL and the token: the hook
 # for an HTTPS client with its own CA or certificates.
 ControlFactory = Callable[[str, str | None], ControlClient]
 
 
-def default_endpoint(node_url: str, info: NodeInfo, token: str | None = None) -> Endpoint:
+def default_endpoint(
+    node_url: str, info: NodeInfo, token: str | None = None, tls: ssl.SSLContext | None = None
+) -> Endpoint:
     """The node's Unix socket when it is on this machine, else its TCP address.
 
-    ``token`` is the pool's: where Endpoint takes a stream token (and TLS), pass
-    it on here; until then the stream is reached as `snowmux route` does.
+    ``token`` authenticates the stream; ``tls`` is used when the node's /info
+    says its TCP stream is TLS (else the system's CAs verify it).
     """
     host = urlsplit(node_url).hostname or "127.0.0.1"
     if info.unix and (host in LOOPBACK_HOSTS or not info.tcp) and Path(info.unix).exists():
-        return Endpoint(unix_path=Path(info.unix))
+        return Endpoint(unix_path=Path(info.unix), token=token)
     if info.tcp:
         tcp_host, _, port = info.tcp.rpartition(":")
         tcp_host = tcp_host.strip("[]")
         if tcp_host in ("", "0.0.0.0", "::"):  # listening everywhere: reach it as the URL does
             tcp_host = host
-        return Endpoint(tcp=(tcp_host, int(port)))
+        context = (tls or ssl.create_default_context()) if info.tls else None
+        return Endpoint(tcp=(tcp_host, int(port)), token=token, tls=context)
     if info.unix:
-        return Endpoint(unix_path=Path(info.unix))
+        return Endpoint(unix_path=Path(info.unix), token=token)
     raise ValueError(f"the node at {node_url} offers no stream (neither unix nor tcp)")
 
 

@@ -22,7 +22,7 @@ from snowmux.protocol import AudioFrame, Event, Message, RemoteProtocolError
 
 from ..defaults import NODE_URL
 from ..protocol.reports import error_report, message_report, report_line
-from .connection import Endpoint, IncompatibleNodeError, Receiver
+from .connection import Endpoint, IncompatibleNodeError, Receiver, UntrustedSocketError
 from .router import Router
 from .sinks import CompositeSink, Sink
 from .stats import SessionStats
@@ -50,6 +50,7 @@ class RouteOptions:
     node_token: str | None = None
     nodes: tuple[str, ...] = ()  # a NodePool of these nodes' control URLs
     http: tuple[str, int] | None = None  # serve the control API on the pool here
+    node_tls_ca: Path | None = None
 
 
 class EventLogSink:
@@ -177,7 +178,7 @@ async def run_route(options: RouteOptions) -> int:
     if options.web is not None:
         from ..control import ControlClient
 
-        control = ControlClient(options.node_url, options.node_token)
+        control = ControlClient(options.node_url, options.node_token, options.node_tls_ca)
     runners = await _serve_apps(options, hub, control)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -186,7 +187,7 @@ async def run_route(options: RouteOptions) -> int:
     exit_code = 0
     try:
         await receiver.run()
-    except IncompatibleNodeError as exc:
+    except (IncompatibleNodeError, UntrustedSocketError) as exc:
         log.error("%s", exc)
         exit_code = 2
     finally:
@@ -235,7 +236,12 @@ async def _run_pool_route(options: RouteOptions, router: Router, hub: Any) -> in
     """`route --node URL... [--http HOST:PORT]`: the sinks fed by a NodePool."""
     from .pool import NodePool
 
-    pool = NodePool(options.nodes or (NODE_URL,), router, token=options.node_token)
+    pool = NodePool(
+        options.nodes or (NODE_URL,),
+        router,
+        token=options.node_token,
+        tls_ca=options.node_tls_ca,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
