@@ -1,4 +1,4 @@
-# Strategy: the receiver's connection loop (issue: "Receiver"). Connect to the
+# Strategy: the receiver's connection loop (SPEC.md sections 7, 8, 8a). Connect to the
 # node over a Unix socket or TCP, feed every read to protocol.Decoder, route
 # each batch, and when the node goes away or sends bad bytes: log why,
 # deliver what was decoded before the fault, tell every playing session's sink

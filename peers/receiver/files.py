@@ -1,4 +1,4 @@
-# Strategy: the file sink (issue: "Sinks"): each playback of a session goes
+# Strategy: the file sink (SPEC.md section 9, [P4] formats): each playback goes
 # to its own file under DIR/<session_id>/, opened by `ready` and closed by
 # `finished`, `error` or an interruption. The format is the one `ready`
 # names; a legacy `ready` without one is resolved from the first payload
