@@ -145,6 +145,13 @@ LOG_LEVEL = click.option(
     show_default=True,
     help="Per-receiver queue; beyond it the oldest audio frames are dropped.",
 )
+@click.option(
+    "--stuck-threshold-ms",
+    type=click.IntRange(1, 3_600_000),
+    default=defaults.STUCK_THRESHOLD_MS,
+    show_default=True,
+    help="A playback with no next frame for this long sends `stuck` (errors 30 s later).",
+)
 @LOG_LEVEL
 def serve(
     http: tuple[str, int],
@@ -159,6 +166,7 @@ def serve(
     progress_interval: float,
     codec_processes: int | None,
     receiver_queue_kib: int,
+    stuck_threshold_ms: int,
     log_level: str,
 ) -> None:
     """Run the audio node: HTTP control API + session-multiplexed stream."""
@@ -178,6 +186,7 @@ def serve(
         pace=not no_pace,
         progress_interval=progress_interval,
         queue_bytes=receiver_queue_kib * 1024,
+        stuck_threshold_ms=stuck_threshold_ms,
     )
     if codec_processes is not None:
         config.workers = codec_processes
@@ -232,8 +241,10 @@ def _control(
     help="Payload format [node default: pcm].",
 )
 @click.option("--start-at", type=click.FloatRange(0), default=None, help="Start position, seconds.")
-@click.option("--volume", type=click.FloatRange(0, 2), default=None)
+@click.option("--volume", type=click.FloatRange(0, 5), default=None, help="0-5, 1 is unity.")
 @click.option("--bitrate", type=click.IntRange(6000, 510000), default=None)
+@click.option("--end-at", type=click.FloatRange(0), default=None, help="End position, seconds.")
+@click.option("--filters", "filters", default=None, help="Lavalink v4 filter JSON.")
 @NODE
 @TOKEN
 def play(
@@ -243,11 +254,19 @@ def play(
     start_at: float | None,
     volume: float | None,
     bitrate: int | None,
+    end_at: float | None,
+    filters: str | None,
     node: str,
     token: str | None,
 ) -> None:
     """Play URL on session SESSION_ID (replacing only that session's playback)."""
-    extra = {k: v for k, v in (("volume", volume), ("bitrate", bitrate)) if v is not None}
+    options = (
+        ("volume", volume),
+        ("bitrate", bitrate),
+        ("end_at", end_at),
+        ("filters", None if filters is None else _json_object(filters, "--filters")),
+    )
+    extra = {k: v for k, v in options if v is not None}
     reply = _control(node, token, "play", session_id, url, audio_format, start_at, **extra)
     click.echo(f"{reply.get('status')} {reply.get('session_id')}")
 
@@ -260,6 +279,54 @@ def _simple(action: str, doc: str) -> None:
     def command(session_id: str, node: str, token: str | None) -> None:
         reply = _control(node, token, action, session_id)
         click.echo(f"{reply.get('status')} {reply.get('session_id')}")
+
+
+def _json_object(text: str, what: str) -> dict[str, Any]:
+    import json
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint=what) from None
+    if not isinstance(value, dict):
+        raise click.BadParameter("must be a JSON object", param_hint=what)
+    return value
+
+
+def _print_status(reply: dict[str, Any]) -> None:
+    import json
+
+    click.echo(json.dumps(reply, indent=2))
+
+
+@main.command()
+@click.argument("session_id")
+@click.argument("seconds", type=click.FloatRange(0))
+@NODE
+@TOKEN
+def seek(session_id: str, seconds: float, node: str, token: str | None) -> None:
+    """Seek SESSION_ID to SECONDS (sample-accurate); prints its status."""
+    _print_status(_control(node, token, "seek", session_id, seconds))
+
+
+@main.command()
+@click.argument("session_id")
+@click.argument("volume", type=click.FloatRange(0, 5))
+@NODE
+@TOKEN
+def volume(session_id: str, volume: float, node: str, token: str | None) -> None:
+    """Set SESSION_ID's volume (0-5, 1 is unity), ramped over one frame; prints its status."""
+    _print_status(_control(node, token, "volume", session_id, volume))
+
+
+@main.command()
+@click.argument("session_id")
+@click.argument("filters_json", metavar="JSON")
+@NODE
+@TOKEN
+def filters(session_id: str, filters_json: str, node: str, token: str | None) -> None:
+    """Replace SESSION_ID's filters with Lavalink v4 filter JSON ('{}' clears them)."""
+    _print_status(_control(node, token, "filters", session_id, _json_object(filters_json, "JSON")))
 
 
 _simple("stop", "Stop SESSION_ID's playback (idempotent).")

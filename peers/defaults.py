@@ -64,3 +64,8 @@ def default_socket_path() -> Path:
     """``$XDG_RUNTIME_DIR/snowmux.sock``, else the temp dir's ``snowmux.sock``."""
     base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
     return Path(base) / SOCKET_NAME
+
+
+# A playback that cannot make its next frame for this long sends `stuck`
+# (Lavalink's TrackStuckEvent and its default threshold, 10 s).
+STUCK_THRESHOLD_MS = 10_000

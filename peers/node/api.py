@@ -16,7 +16,17 @@ from aiohttp import web
 
 from snowmux.protocol import PAYLOAD_FORMATS, PayloadFormat, SessionIdError, validate_session_id
 
+from .controls import (
+    MAX_VOLUME,
+    NO_END,
+    ControlError,
+    parse_control,
+    parse_end_at,
+    parse_filters_field,
+)
+from .filters import Filters
 from .media import BadMediaUrl, MediaPolicy, MediaRefused
+from .pipeline import MediaError
 from .sessions import (
     NotActive,
     PlaybackState,
@@ -30,7 +40,6 @@ __all__ = ["MAX_BODY_BYTES", "build_app"]
 
 MAX_BODY_BYTES = 64 * 1024  # a play request is a URL and a few numbers
 MIN_BITRATE, MAX_BITRATE = 6_000, 510_000  # libopus's range
-MAX_VOLUME = 2.0
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -64,6 +73,15 @@ def _number(body: dict[str, Any], key: str, default: Any, low: float, high: floa
     return value
 
 
+async def _json_body(request: web.Request) -> Any:
+    try:
+        return await request.json(loads=json.loads)
+    except web.HTTPRequestEntityTooLarge:
+        raise
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ApiError(400, "body must be a JSON object") from None
+
+
 async def _play_request(request: web.Request) -> PlayRequest:
     try:
         body = await request.json(loads=json.loads)
@@ -84,13 +102,25 @@ async def _play_request(request: web.Request) -> PlayRequest:
     bitrate = _number(body, "bitrate", None, MIN_BITRATE, MAX_BITRATE)
     if bitrate is not None and not isinstance(bitrate, int):
         raise ApiError(400, '"bitrate" must be an integer (bits per second)')
+    start_at = float(_number(body, "start_at", 0.0, 0.0, 1e9))
+    try:
+        filters = parse_filters_field(body)
+        end_at = parse_end_at(body)
+    except ControlError as exc:
+        raise ApiError(400, str(exc)) from None
+    if end_at == NO_END:
+        end_at = None
+    if end_at is not None and end_at <= start_at:
+        raise ApiError(400, f'"end_at" ({end_at}) must be after "start_at" ({start_at})')
     return PlayRequest(
         url=url,
         format=PayloadFormat(audio_format),
-        start_at=float(_number(body, "start_at", 0.0, 0.0, 1e9)),
+        start_at=start_at,
         duration=_number(body, "duration", None, 0.0, 1e9),
         bitrate=bitrate,
         volume=float(_number(body, "volume", 1.0, 0.0, MAX_VOLUME)),
+        filters=filters if filters is not None else Filters(),
+        end_at=end_at,
     )
 
 
@@ -152,6 +182,23 @@ def build_app(
 
         return handler
 
+    async def update(request: web.Request) -> web.Response:
+        """PATCH /session/{id}: seek, volume, paused, filters, end_at (all or nothing)."""
+        session_id = _session_id(request)
+        try:
+            control = parse_control(await _json_body(request))
+        except ControlError as exc:
+            raise ApiError(400, str(exc)) from None
+        try:
+            playback = await sessions.update(session_id, control)
+        except UnknownSession:
+            raise ApiError(404, f"unknown session {session_id}") from None
+        except NotActive as exc:
+            raise ApiError(409, str(exc)) from None
+        except MediaError as exc:
+            raise ApiError(422, str(exc)) from None
+        return web.json_response(playback.status())
+
     async def status(request: web.Request) -> web.Response:
         session_id = _session_id(request)
         try:
@@ -200,6 +247,7 @@ def build_app(
     app.router.add_post("/session/{session_id}/pause", _control("pause"))
     app.router.add_post("/session/{session_id}/resume", _control("resume"))
     app.router.add_get("/session/{session_id}/status", status)
+    app.router.add_patch("/session/{session_id}", update)
     app.router.add_get("/sessions", list_sessions)
     app.router.add_get("/health", health)
     return app

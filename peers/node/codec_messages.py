@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from .controls import PlaybackControl
+from .encoders import StreamEvent
 from .media import MediaSource
 from .play_request import PlayRequest
 
@@ -14,6 +16,8 @@ __all__ = [
     "Batch",
     "CloseRequest",
     "Closed",
+    "ControlRequest",
+    "Controlled",
     "OpenFailed",
     "OpenRequest",
     "Opened",
@@ -41,6 +45,14 @@ class TakeRequest(NamedTuple):
     max_payloads: int
 
 
+class ControlRequest(NamedTuple):
+    """Apply ``control`` to ``playback`` at its next frame boundary (seek, volume, filters, end)."""
+
+    seq: int
+    playback: int
+    control: PlaybackControl
+
+
 class CloseRequest(NamedTuple):
     seq: int
     playback: int
@@ -60,11 +72,22 @@ class OpenFailed(NamedTuple):
     message: str
 
 
+# data, is_header, source position after it, events to send before it
+PayloadTuple = tuple[bytes, bool, float | None, tuple[StreamEvent, ...]]
+
+
 class Batch(NamedTuple):
-    """Payloads as (data, is_header) pairs; [] at the end; ``error`` ended the playback."""
+    """Payloads as PayloadTuples; [] at the end; ``error`` ended the playback."""
 
     seq: int
-    payloads: list[tuple[bytes, bool]]
+    payloads: list[PayloadTuple]
+    error: str | None
+
+
+class Controlled(NamedTuple):
+    """The control was applied (``error``: it could not be, e.g. a seek failed)."""
+
+    seq: int
     error: str | None
 
 
@@ -72,5 +95,5 @@ class Closed(NamedTuple):
     seq: int
 
 
-Request = OpenRequest | TakeRequest | CloseRequest | Quit
-Reply = Opened | OpenFailed | Batch | Closed
+Request = OpenRequest | TakeRequest | ControlRequest | CloseRequest | Quit
+Reply = Opened | OpenFailed | Batch | Controlled | Closed

@@ -20,6 +20,8 @@ from multiprocessing.context import SpawnContext, SpawnProcess
 from .codec_messages import (
     Batch,
     CloseRequest,
+    Controlled,
+    ControlRequest,
     Opened,
     OpenFailed,
     OpenRequest,
@@ -29,6 +31,7 @@ from .codec_messages import (
     TakeRequest,
 )
 from .codec_worker import worker_main
+from .controls import PlaybackControl
 from .encoders import Payload
 from .media import MediaSource
 from .pipeline import MediaError
@@ -177,7 +180,20 @@ class RemotePipeline:
         reply = await self._pool.ask(self._worker, lambda seq: TakeRequest(seq, playback, count))
         if not isinstance(reply, Batch):
             raise MediaError(f"codec worker answered {type(reply).__name__} to a take")
-        return [Payload(data, is_header) for data, is_header in reply.payloads], reply.error
+        return [Payload(*fields) for fields in reply.payloads], reply.error
+
+    async def control(self, control: PlaybackControl) -> None:
+        """Apply a control at the playback's next frame boundary; MediaError if it failed."""
+        if not self._worker.alive:
+            raise MediaError(WORKER_CRASHED)
+        playback = self._playback
+        reply = await self._pool.ask(
+            self._worker, lambda seq: ControlRequest(seq, playback, control)
+        )
+        if not isinstance(reply, Controlled):
+            raise MediaError(f"codec worker answered {type(reply).__name__} to a control")
+        if reply.error is not None:
+            raise MediaError(reply.error)
 
     async def aclose(self) -> None:
         if self._closed:

@@ -52,6 +52,7 @@ class NodeConfig:
     pace: bool = True
     progress_interval: float = defaults.PROGRESS_INTERVAL_SECONDS
     queue_bytes: int = defaults.RECEIVER_QUEUE_BYTES
+    stuck_threshold_ms: int = defaults.STUCK_THRESHOLD_MS
     # One codec process per core: the codecs saturate the cores without ever
     # taking the event loop's GIL (bench.sender measured threads against this).
     workers: int = os.cpu_count() or 1
@@ -75,6 +76,7 @@ class Node:
             prebuffer_frames=round(config.prebuffer_ms / 1000 / FRAME_SECONDS),
             progress_every_frames=round(config.progress_interval / FRAME_SECONDS),
             stats=NodeStats(),
+            stuck_threshold=config.stuck_threshold_ms / 1000,
         )
         self.sessions = SessionManager(context, config.max_sessions)
         self.policy = MediaPolicy(config.media_root, config.allow_remote)

@@ -5,22 +5,29 @@
 # closing frames and event are queued, and the playback's task is cancelled,
 # so once the end event is queued no frame of that playback can follow it.
 # Decoding runs in codec worker processes (CodecPool); one playback's failure
-# is caught in its own task and never reaches another session.
+# is caught in its own task and never reaches another session. Live
+# controls (PATCH: seek, volume, filters, end_at) go to the playback's chain
+# in its worker and apply at the next frame the worker makes; the events the
+# chain attaches to a payload (`seeked`) are sent just before it. A playback
+# whose next frame does not come for --stuck-threshold-ms sends `stuck`, and
+# fails after STUCK_GIVE_UP_SECONDS more.
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Awaitable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from snowmux.protocol import FinishReason, PayloadFormat, encode_event, encode_frame
 
 from ..audio_format import FRAME_SECONDS, OPUS_SILENCE
-from ..defaults import SILENCE_FRAMES
+from ..defaults import SILENCE_FRAMES, STUCK_THRESHOLD_MS
 from .codec_pool import CodecPool
+from .controls import NO_END, PlaybackControl
+from .encoders import Payload
 from .hub import ReceiverHub
 from .media import MediaSource
 from .pacing import LATE_AFTER_SECONDS, LatenessWindow, Pacer, Ticker
@@ -40,6 +47,7 @@ __all__ = [
 ]
 
 log = logging.getLogger("snowmux.node.sessions")
+T = TypeVar("T")
 
 
 class PlaybackState(StrEnum):
@@ -56,6 +64,8 @@ class PlaybackState(StrEnum):
 
 ACTIVE_STATES = frozenset({PlaybackState.STARTING, PlaybackState.PLAYING, PlaybackState.PAUSED})
 KEEP_ENDED = 1024  # ended playbacks kept for /status; bounds the registry
+STUCK_THRESHOLD_SECONDS = STUCK_THRESHOLD_MS / 1000  # Lavalink's default, in defaults.py
+STUCK_GIVE_UP_SECONDS = 30.0  # after `stuck`, this much more silence ends the playback
 
 
 class UnknownSession(KeyError):
@@ -89,6 +99,7 @@ class NodeContext:
     prebuffer_frames: int
     progress_every_frames: int
     stats: NodeStats
+    stuck_threshold: float = STUCK_THRESHOLD_SECONDS
     ticker: Ticker = field(default_factory=Ticker)
     background: set[asyncio.Task[Any]] = field(default_factory=set)
 
@@ -123,6 +134,13 @@ class Playback:
         self._resume.set()
         self._pacer = Pacer(node.prebuffer_frames, ticker=node.ticker)
         self._task: asyncio.Task[None] | None = None
+        self._position = request.start_at  # source position after the last frame sent
+        self.volume = request.volume
+        self.filters = request.filters
+        self.end_at = request.end_at
+        self._source: PayloadSource | None = None
+        self._early_controls: list[PlaybackControl] = []  # PATCHes before the source opened
+        self._give_up: asyncio.TimerHandle | None = None  # armed by `stuck`
 
     # -- state --------------------------------------------------------------
 
@@ -132,7 +150,7 @@ class Playback:
 
     @property
     def position_secs(self) -> float:
-        return self.request.start_at + self.audio_frames * FRAME_SECONDS
+        return self._position
 
     def status(self) -> dict[str, Any]:
         return {
@@ -142,6 +160,9 @@ class Playback:
             "format": self.request.format,
             "position_secs": round(self.position_secs, 3),
             "duration": self.duration,
+            "volume": self.volume,
+            "filters": self.filters.to_json(),
+            "end_at": self.end_at,
             "frames_sent": self.frames_sent,
             "bytes_sent": self.bytes_sent,
             "frames_dropped": self.frames_dropped,
@@ -171,6 +192,29 @@ class Playback:
             self._silent_since_pause = False
             self._resume.set()
             log.info("session %s resumed at %.2fs", self.session_id, self.position_secs)
+
+    async def update(self, control: PlaybackControl) -> None:
+        """Apply a PATCH: the chain's controls first (awaited), then pause/resume.
+
+        Raises MediaError when the worker could not apply it (a seek that
+        cannot reopen the source); the playback then goes on unchanged.
+        """
+        if control.for_worker:
+            source = self._source
+            if source is None:
+                self._early_controls.append(control)
+            else:
+                await source.control(control)
+        if control.volume is not None:
+            self.volume = control.volume
+        if control.filters is not None:
+            self.filters = control.filters
+        if control.end_at is not None:
+            self.end_at = None if control.end_at == NO_END else control.end_at
+        if control.paused is True:
+            self.pause()
+        elif control.paused is False:
+            self.resume()
 
     def end(self, reason: FinishReason) -> None:
         """finished / stopped / replaced: queue the closing frames and event, stop the task."""
@@ -240,7 +284,7 @@ class Playback:
 
     async def _run(self) -> None:
         try:
-            pipeline, probed = await self.node.codecs.open(self.source, self.request)
+            pipeline, probed = await self._watched(self.node.codecs.open(self.source, self.request))
         except MediaError as exc:
             self.fail(str(exc))
             return
@@ -251,6 +295,10 @@ class Playback:
             self.duration = probed
         source = PayloadSource(pipeline)
         try:
+            for control in self._early_controls:
+                await source.control(control)
+            self._early_controls.clear()
+            self._source = source
             await self._play(source)
         except MediaError as exc:
             self.fail(str(exc))
@@ -265,7 +313,7 @@ class Playback:
             self.node.spawn(source.aclose())
 
     async def _play(self, source: PayloadSource) -> None:
-        first = await source.next()  # decode errors surface before ready
+        first = await self._next(source)  # decode errors surface before ready
         if self.state is PlaybackState.STARTING:
             self.state = PlaybackState.PLAYING
         self.node.hub.send_event(self.ready_event())
@@ -282,6 +330,8 @@ class Playback:
         payload = first
         progress_every = self.node.progress_every_frames
         while payload is not None:
+            for event in payload.events:
+                self._event(event.type, **event.fields)
             if payload.is_header:
                 self.header_pages.append(payload.data)
                 self._send(payload.data, droppable=False)
@@ -291,6 +341,10 @@ class Playback:
                     return
                 self._send(payload.data)
                 self.audio_frames += 1
+                if payload.position is not None:
+                    self._position = payload.position
+                else:
+                    self._position += FRAME_SECONDS
                 self._record_lateness(lateness)
                 if progress_every and self.audio_frames % progress_every == 0:
                     self._event(
@@ -298,7 +352,40 @@ class Playback:
                         bytes=self.bytes_sent,
                         playback_secs=round(self.position_secs, 3),
                     )
-            payload = await source.next()
+            payload = await self._next(source)
+
+    async def _next(self, source: PayloadSource) -> Payload | None:
+        if source.buffered:
+            return await source.next()
+        return await self._watched(source.next())
+
+    async def _watched(self, awaitable: Awaitable[T]) -> T:
+        """Await the next audio; `stuck` after the threshold, an error 30 s later.
+
+        Timers, not a timeout: nothing is cancelled on the way (a cancelled
+        open or batch request would orphan the playback in its worker); an
+        error ends the playback through fail(), which cancels this task.
+        """
+        loop = asyncio.get_running_loop()
+        stuck = loop.call_later(self.node.stuck_threshold, self._on_stuck)
+        try:
+            return await awaitable
+        finally:
+            stuck.cancel()
+            if self._give_up is not None:
+                self._give_up.cancel()
+                self._give_up = None
+
+    def _on_stuck(self) -> None:
+        if not self.active:
+            return
+        threshold = self.node.stuck_threshold
+        log.warning("session %s: no audio for %.1fs, stuck", self.session_id, threshold)
+        self._event("stuck", threshold_ms=round(threshold * 1000))
+        message = f"stuck: no audio for {threshold + STUCK_GIVE_UP_SECONDS:g} s"
+        self._give_up = asyncio.get_running_loop().call_later(
+            STUCK_GIVE_UP_SECONDS, self.fail, message
+        )
 
     async def _wait_until_due(self) -> float:
         """Wait while paused and until the next frame is due; return its lateness."""
@@ -369,6 +456,11 @@ class SessionManager:
     def resume(self, session_id: str) -> Playback:
         playback = self._active(session_id)
         playback.resume()
+        return playback
+
+    async def update(self, session_id: str, control: PlaybackControl) -> Playback:
+        playback = self._active(session_id)
+        await playback.update(control)
         return playback
 
     def _active(self, session_id: str) -> Playback:
