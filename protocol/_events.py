@@ -114,6 +114,8 @@ _SCHEMA: dict[str, dict[str, tuple[_Check, bool]]] = {
         "playback_secs": (_non_negative_number, False),
     },
     "finished": {"reason": (_one_of(FINISH_REASONS), False)},
+    "seeked": {"position_secs": (_non_negative_number, True)},
+    "stuck": {"threshold_ms": (_non_negative_int, True)},
     "error": {"message": (_string, True)},
     "hello": {
         "protocol": (_string, True),

@@ -17,7 +17,7 @@ import pytest
 from aiohttp import web
 
 from snowmux.audio_format import FRAME_BYTES, FRAME_SAMPLES
-from snowmux.protocol import AudioFrame, Event
+from snowmux.protocol import AudioFrame, Event, EventEncodeError, encode_event
 
 from .audio_checks import decode_ogg_opus, decode_opus_packets, dominant_frequency
 from .node_helpers import NodeProcess, Recorder, call, free_port, play, snowmux
@@ -81,7 +81,7 @@ def split_at_event(rx: Recorder, session_id: str, event_type: str) -> tuple[byte
     return b"".join(before), b"".join(after)
 
 
-@pytest.mark.spec("P8", "P9")
+@pytest.mark.spec("K1", "K2")
 async def test_seek_continues_at_exactly_the_right_sample(node: NodeProcess) -> None:
     async with Recorder(node.socket_path) as rx:
         await play(node.url, "seek-exact", "index.wav", format="pcm")
@@ -104,7 +104,7 @@ async def test_seek_continues_at_exactly_the_right_sample(node: NodeProcess) -> 
     assert np.array_equal(new, np.arange(first, first + len(new)))  # exact sample, no gap
 
 
-@pytest.mark.spec("P8")
+@pytest.mark.spec("K1")
 @pytest.mark.parametrize("audio_format", ["opus", "web", "opus-packets"])
 async def test_opus_formats_decode_cleanly_across_a_seek(
     node: NodeProcess, audio_format: str
@@ -133,7 +133,7 @@ async def test_opus_formats_decode_cleanly_across_a_seek(
     assert dominant_frequency(samples) == pytest.approx(440, abs=3)
 
 
-@pytest.mark.spec("P8", "P10")
+@pytest.mark.spec("K1", "K3")
 async def test_volume_half_is_minus_6_db_within_the_latency_bound(node: NodeProcess) -> None:
     async with Recorder(node.socket_path) as rx:
         await play(node.url, "vol", "tone:440?seconds=6", format="pcm")
@@ -157,6 +157,7 @@ async def test_volume_half_is_minus_6_db_within_the_latency_bound(node: NodeProc
         assert level - full == pytest.approx(-6.02, abs=0.5)
 
 
+@pytest.mark.spec("K4")
 async def test_timescale_pitch_2_turns_440_into_880(fast_node: NodeProcess) -> None:
     async with Recorder(fast_node.socket_path) as rx:
         await play(
@@ -169,7 +170,7 @@ async def test_timescale_pitch_2_turns_440_into_880(fast_node: NodeProcess) -> N
     assert dominant_frequency(b"".join(frames)) == pytest.approx(880, abs=3)
 
 
-@pytest.mark.spec("P11")
+@pytest.mark.spec("K4")
 async def test_speed_1_5_plays_12_s_in_8_s_at_the_same_pitch(fast_node: NodeProcess) -> None:
     async with Recorder(fast_node.socket_path) as rx:
         await play(
@@ -187,7 +188,7 @@ async def test_speed_1_5_plays_12_s_in_8_s_at_the_same_pitch(fast_node: NodeProc
     assert dominant_frequency(b"".join(frames)) == pytest.approx(440, abs=3)
 
 
-@pytest.mark.spec("P11")
+@pytest.mark.spec("K4")
 async def test_low_pass_attenuates_5_khz_and_clearing_restores_it(node: NodeProcess) -> None:
     async with Recorder(node.socket_path) as rx:
         await play(node.url, "lowpass", "tone:5000?seconds=30", format="pcm")
@@ -206,6 +207,7 @@ async def test_low_pass_attenuates_5_khz_and_clearing_restores_it(node: NodeProc
     assert levels[-5] == pytest.approx(full, abs=0.5)  # {} restores it
 
 
+@pytest.mark.spec("K4")
 async def test_tremolo_4_hz_shows_a_4_hz_envelope(fast_node: NodeProcess) -> None:
     async with Recorder(fast_node.socket_path) as rx:
         await play(
@@ -220,7 +222,7 @@ async def test_tremolo_4_hz_shows_a_4_hz_envelope(fast_node: NodeProcess) -> Non
     assert dominant_frequency(envelope, rate=RATE // 240) == pytest.approx(4.0, abs=0.3)
 
 
-@pytest.mark.spec("P8")
+@pytest.mark.spec("K1")
 async def test_end_at_in_play_and_in_patch(fast_node: NodeProcess, node: NodeProcess) -> None:
     async with Recorder(fast_node.socket_path) as rx:
         await play(fast_node.url, "end-play", "tone:440?seconds=5", format="pcm", end_at=1.01)
@@ -239,7 +241,7 @@ async def test_end_at_in_play_and_in_patch(fast_node: NodeProcess, node: NodePro
     assert np.array_equal(indices(rx.payload("end-patch")), np.arange(2 * RATE))
 
 
-@pytest.mark.spec("P8")
+@pytest.mark.spec("K1")
 async def test_patch_error_codes_and_nothing_changes_on_a_400(node: NodeProcess) -> None:
     status, body = await patch(node.url, "never-played", volume=1.0)
     assert status == 404 and body["status"] == "error"
@@ -331,7 +333,7 @@ class StallingServer:
         await self.runner.cleanup()
 
 
-@pytest.mark.spec("P12")
+@pytest.mark.spec("K5")
 async def test_a_stalled_source_sends_stuck_then_plays_on(tmp_path: Path) -> None:
     write_index_wav(tmp_path / "stall.wav", 3.0)
     wav = (tmp_path / "stall.wav").read_bytes()
@@ -366,3 +368,13 @@ async def test_cli_seek_volume_filters(node: NodeProcess) -> None:
     done = await asyncio.to_thread(snowmux, "filters", "cli-ctl", '{"echo": 1}', *common)
     assert done.returncode != 0 and "filters.echo" in done.stderr
     await call(node.url, "POST", "/session/cli-ctl/stop")
+
+
+@pytest.mark.spec("E6")
+def test_seeked_and_stuck_are_known_event_types() -> None:
+    assert b'"position_secs":1.5' in encode_event("seeked", "s1", position_secs=1.5)
+    assert b'"threshold_ms":400' in encode_event("stuck", "s1", threshold_ms=400)
+    with pytest.raises(EventEncodeError):
+        encode_event("seeked", "s1", position_secs=-1)
+    with pytest.raises(EventEncodeError):
+        encode_event("stuck", "s1")
