@@ -1,7 +1,7 @@
 # Strategy: the web playground (`snowmux route --web HOST:PORT`): a static page
 # shipped in the package (plain HTML + JS modules, no build step, no CDN),
 # the WebSocket sink on /ws, and /api/* endpoints that proxy the buttons to the
-# node's control API. The browser never talks to the node, so the node's token
+# node's control API (PATCH too: seek, volume, filters). The browser never talks to the node, so the node's token
 # stays on this server; with --web-token, both subscribing and control need
 # the page's own token. Session IDs are checked with the codec's rules here
 # too, before anything is forwarded.
@@ -73,6 +73,25 @@ def build_web_app(hub: WebSocketHub, control: ControlClient, token: str | None) 
             return _error(400, "body must be JSON")
         return web.json_response(reply)
 
+    async def session_update(request: web.Request) -> web.Response:
+        """PATCH /api/session/{id}: the seek bar, volume slider and filter presets."""
+        if not authorized(request):
+            return _error(401, "missing or wrong token")
+        try:
+            session_id = validate_session_id(request.match_info["session_id"])
+            body: Any = await request.json()
+        except SessionIdError as exc:
+            return _error(400, str(exc))
+        except ValueError:
+            return _error(400, "body must be JSON")
+        if not isinstance(body, dict):
+            return _error(400, "body must be a JSON object")
+        try:
+            reply = await control.update(session_id, **body)  # the node validates every field
+        except NodeError as exc:
+            return _error(exc.status or 502, exc.message)
+        return web.json_response(reply)
+
     async def stats(request: web.Request) -> web.Response:
         if not authorized(request):
             return _error(401, "missing or wrong token")
@@ -99,4 +118,5 @@ def build_web_app(hub: WebSocketHub, control: ControlClient, token: str | None) 
     app.router.add_get("/api/stats", stats)
     app.router.add_post("/api/session/{session_id}/{action:play|pause|resume|stop}", session_action)
     app.router.add_get("/api/session/{session_id}/{action:status}", session_action)
+    app.router.add_patch("/api/session/{session_id}", session_update)
     return app

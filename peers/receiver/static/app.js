@@ -13,10 +13,18 @@ const SAMPLE_RATE = 48000;
 const JITTER_SECONDS = 0.3;
 const ANALYSIS_SAMPLES = 16384;
 
+// Player controls (PATCH through /api/session/{id}): Lavalink v4 filter presets.
+const PRESETS = {
+  none: {},
+  nightcore: { timescale: { speed: 1.25, pitch: 1.25, rate: 1.0 } },
+  bassboost: { equalizer: [0.25, 0.2, 0.15, 0.1, 0.05].map((gain, band) => ({ band, gain })) },
+  "8d": { rotation: { rotationHz: 0.2 } },
+};
+
 const counters = {
   sessionId: "", socket: "connecting", state: "idle", framesDecoded: 0, samplesPlayed: 0,
   stutters: 0, decodeErrors: 0, lastEvent: null, events: [], dominantHz: 0, kbps: 0,
-  position: 0, wsMessages: 0,
+  position: 0, wsMessages: 0, duration: 0, preset: "none",
 };
 window.snowmux = counters;
 
@@ -118,7 +126,12 @@ function onEvent(event) {
     counters.state = "playing";
     readyPosition = event.position_secs || 0;
     framesSinceReady = 0;
+    counters.duration = event.duration || 0;
+    if (counters.duration) $("seek").max = counters.duration.toFixed(1);
     newDecoder();
+  } else if (event.type === "seeked") {
+    readyPosition = event.position_secs;  // frames after this event come from there
+    framesSinceReady = 0;
   } else if (event.type === "finished") {
     counters.state = event.reason || "finished";
     playing = false;
@@ -174,6 +187,32 @@ async function control(action) {
   }
 }
 
+async function update(fields) {
+  const sessionId = $("session").value.trim();
+  const headers = { "Content-Type": "application/json" };
+  if (token) headers["X-Snowmux-Token"] = token;
+  try {
+    const response = await fetch(`/api/session/${encodeURIComponent(sessionId)}`,
+      { method: "PATCH", headers, body: JSON.stringify(fields) });
+    const reply = await response.json();
+    if (!response.ok) log(`update refused (${response.status}): ${reply.message}`, true);
+    return response.ok;
+  } catch (error) {
+    log(`update failed: ${error}`, true);
+    return false;
+  }
+}
+
+async function applyPreset(name) {
+  if (await update({ filters: PRESETS[name] })) {
+    counters.preset = name;
+    for (const button of document.querySelectorAll("#presets button")) {
+      button.classList.toggle("active", button.dataset.preset === name);
+    }
+    log(`filters: ${name}`);
+  }
+}
+
 function refresh() {
   const now = performance.now();
   bytesWindow = bytesWindow.filter(([at]) => now - at < 2000);
@@ -182,6 +221,10 @@ function refresh() {
   if (recentFill >= 4096) counters.dominantHz = Math.round(dominantFrequency(recent.subarray(ANALYSIS_SAMPLES - recentFill), SAMPLE_RATE));
   $("state").textContent = counters.state;
   $("position").textContent = `${counters.position.toFixed(1)} s`;
+  if (document.activeElement !== $("seek")) {
+    $("seek").value = counters.position.toFixed(1);
+    $("seek-label").textContent = `${counters.position.toFixed(1)} s`;
+  }
   $("kbps").textContent = counters.kbps.toFixed(0);
   $("stutters").textContent = counters.stutters;
   $("frames").textContent = counters.framesDecoded;
@@ -210,6 +253,14 @@ async function start() {
     $(action).addEventListener("click", () => control(action));
   }
   $("session").addEventListener("change", () => { counters.state = "idle"; subscribe(); });
+  $("seek").addEventListener("input", () => { $("seek-label").textContent = `${Number($("seek").value).toFixed(1)} s`; });
+  $("seek").addEventListener("change", () => update({ position: Number($("seek").value) }));
+  const showVolume = () => { $("volume-label").textContent = Number($("volume").value).toFixed(2); };
+  $("volume").addEventListener("input", showVolume);
+  $("volume").addEventListener("change", () => { showVolume(); update({ volume: Number($("volume").value) }); });
+  for (const button of document.querySelectorAll("#presets button")) {
+    button.addEventListener("click", () => applyPreset(button.dataset.preset));
+  }
   subscribe();
   setInterval(refresh, 250);
 }
