@@ -329,6 +329,56 @@ def filters(session_id: str, filters_json: str, node: str, token: str | None) ->
     _print_status(_control(node, token, "filters", session_id, _json_object(filters_json, "JSON")))
 
 
+@main.command()
+@click.argument("session_id")
+@click.argument("url", required=False)
+@click.option("--list", "show", is_flag=True, help="Show the queue instead of adding to it.")
+@click.option("--clear", is_flag=True, help="Drop the upcoming tracks.")
+@click.option(
+    "--format",
+    "audio_format",
+    type=click.Choice(["pcm", "opus", "web", "opus-packets"]),
+    default=None,
+    help="Payload format of a session that starts with this track [node default: pcm].",
+)
+@click.option("--crossfade-ms", type=click.IntRange(0, 12_000), default=None)
+@click.option("--start-at", type=click.FloatRange(0), default=None)
+@click.option("--end-at", type=click.FloatRange(0), default=None)
+@NODE
+@TOKEN
+def queue(
+    session_id: str,
+    url: str | None,
+    show: bool,
+    clear: bool,
+    audio_format: str | None,
+    crossfade_ms: int | None,
+    start_at: float | None,
+    end_at: float | None,
+    node: str,
+    token: str | None,
+) -> None:
+    """Queue URL on SESSION_ID (gapless, or crossfaded), or --list / --clear its queue."""
+    if show:
+        _print_status(_control(node, token, "queue_list", session_id))
+        return
+    if clear:
+        _print_status(_control(node, token, "clear_queue", session_id))
+        return
+    if url is None:
+        raise click.UsageError("give a URL to queue, or --list / --clear")
+    options = (
+        ("format", audio_format),
+        ("crossfade_ms", crossfade_ms),
+        ("start_at", start_at),
+        ("end_at", end_at),
+    )
+    extra = {k: v for k, v in options if v is not None}
+    reply = _control(node, token, "queue", session_id, url, **extra)
+    click.echo(f"{reply.get('status')} {session_id} position {reply.get('position')}")
+
+
+_simple("skip", "End SESSION_ID's current track now; the next one follows.")
 _simple("stop", "Stop SESSION_ID's playback (idempotent).")
 _simple("pause", "Pause SESSION_ID at a frame boundary.")
 _simple("resume", "Resume SESSION_ID with the very next frame.")

@@ -114,6 +114,31 @@ class ControlClient:
         """Replace the whole filter set (Lavalink v4 JSON); ``{}`` clears it."""
         return await self.update(session_id, filters=filters)
 
+    async def queue(self, session_id: str, url: str, **fields: Any) -> dict[str, Any]:
+        """Append a track (the body of play, plus ``crossfade_ms``); an idle session starts it.
+
+        Answers ``{"status": "queued", "position": n}``; NodeError 409 when the
+        format differs from the playing one.
+        """
+        body = {"url": url, **fields}
+        reply: dict[str, Any] = await self.request("POST", self._path(session_id, "queue"), body)
+        return reply
+
+    async def queue_list(self, session_id: str) -> dict[str, Any]:
+        """``{"tracks": [...], "current": index, "crossfade_ms": ms}``."""
+        reply: dict[str, Any] = await self.request("GET", self._path(session_id, "queue"))
+        return reply
+
+    async def clear_queue(self, session_id: str) -> dict[str, Any]:
+        """Drop the upcoming tracks (the current one plays on)."""
+        reply: dict[str, Any] = await self.request("DELETE", self._path(session_id, "queue"))
+        return reply
+
+    async def skip(self, session_id: str) -> dict[str, Any]:
+        """End the current track now: the next one follows, gapless or crossfaded."""
+        reply: dict[str, Any] = await self.request("POST", self._path(session_id, "skip"))
+        return reply
+
     async def status(self, session_id: str | None = None) -> dict[str, Any]:
         path = self._path(session_id, "status") if session_id else "/sessions"
         reply: dict[str, Any] = await self.request("GET", path)

@@ -21,6 +21,7 @@ from .controls import (
     NO_END,
     ControlError,
     parse_control,
+    parse_crossfade,
     parse_end_at,
     parse_filters_field,
 )
@@ -28,6 +29,7 @@ from .filters import Filters
 from .media import BadMediaUrl, MediaPolicy, MediaRefused
 from .pipeline import MediaError
 from .sessions import (
+    FormatMismatch,
     NotActive,
     PlaybackState,
     PlayRequest,
@@ -80,6 +82,15 @@ async def _json_body(request: web.Request) -> Any:
         raise
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise ApiError(400, "body must be a JSON object") from None
+
+
+async def _crossfade(request: web.Request) -> int | None:
+    """``crossfade_ms`` of a play or queue body (already read and checked as an object)."""
+    body = await _json_body(request)
+    try:
+        return parse_crossfade(body) if isinstance(body, dict) else None
+    except ControlError as exc:
+        raise ApiError(400, str(exc)) from None
 
 
 async def _play_request(request: web.Request) -> PlayRequest:
@@ -159,7 +170,7 @@ def build_app(
         except BadMediaUrl as exc:
             raise ApiError(400, str(exc)) from None
         try:
-            sessions.play(session_id, play_request, source)
+            sessions.play(session_id, play_request, source, await _crossfade(request) or 0)
         except TooManySessions as exc:
             raise ApiError(429, str(exc)) from None
         return web.json_response({"status": "playing", "session_id": session_id})
@@ -197,6 +208,55 @@ def build_app(
             raise ApiError(409, str(exc)) from None
         except MediaError as exc:
             raise ApiError(422, str(exc)) from None
+        return web.json_response(playback.status())
+
+    async def enqueue(request: web.Request) -> web.Response:
+        """POST /session/{id}/queue: the body of play; an idle session starts playing."""
+        session_id = _session_id(request)
+        play_request = await _play_request(request)
+        crossfade_ms = await _crossfade(request)
+        try:
+            source = policy.resolve(play_request.url)
+        except MediaRefused as exc:
+            raise ApiError(403, str(exc)) from None
+        except BadMediaUrl as exc:
+            raise ApiError(400, str(exc)) from None
+        try:
+            position = await sessions.enqueue(session_id, play_request, source, crossfade_ms)
+        except TooManySessions as exc:
+            raise ApiError(429, str(exc)) from None
+        except (FormatMismatch, NotActive) as exc:
+            raise ApiError(409, str(exc)) from None
+        except MediaError as exc:  # the playback ended under the request
+            raise ApiError(409, str(exc)) from None
+        return web.json_response({"status": "queued", "position": position})
+
+    async def queue_list(request: web.Request) -> web.Response:
+        session_id = _session_id(request)
+        try:
+            playback = sessions.get(session_id)
+        except UnknownSession:
+            raise ApiError(404, f"unknown session {session_id}") from None
+        return web.json_response(playback.queue_status())
+
+    async def queue_clear(request: web.Request) -> web.Response:
+        session_id = _session_id(request)
+        try:
+            removed = await sessions.clear_queue(session_id)
+        except UnknownSession:
+            raise ApiError(404, f"unknown session {session_id}") from None
+        except (NotActive, MediaError) as exc:
+            raise ApiError(409, str(exc)) from None
+        return web.json_response({"status": "cleared", "removed": removed})
+
+    async def skip(request: web.Request) -> web.Response:
+        session_id = _session_id(request)
+        try:
+            playback = await sessions.skip(session_id)
+        except UnknownSession:
+            raise ApiError(404, f"unknown session {session_id}") from None
+        except (NotActive, MediaError) as exc:
+            raise ApiError(409, str(exc)) from None
         return web.json_response(playback.status())
 
     async def status(request: web.Request) -> web.Response:
@@ -248,6 +308,10 @@ def build_app(
     app.router.add_post("/session/{session_id}/resume", _control("resume"))
     app.router.add_get("/session/{session_id}/status", status)
     app.router.add_patch("/session/{session_id}", update)
+    app.router.add_post("/session/{session_id}/queue", enqueue)
+    app.router.add_get("/session/{session_id}/queue", queue_list)
+    app.router.add_delete("/session/{session_id}/queue", queue_clear)
+    app.router.add_post("/session/{session_id}/skip", skip)
     app.router.add_get("/sessions", list_sessions)
     app.router.add_get("/health", health)
     return app

@@ -11,6 +11,7 @@ from .controls import PlaybackControl
 from .encoders import StreamEvent
 from .media import MediaSource
 from .play_request import PlayRequest
+from .queue import QueueOp
 
 __all__ = [
     "Batch",
@@ -21,6 +22,7 @@ __all__ = [
     "OpenFailed",
     "OpenRequest",
     "Opened",
+    "QueueRequest",
     "Quit",
     "Reply",
     "Request",
@@ -35,6 +37,8 @@ class OpenRequest(NamedTuple):
     playback: int
     source: MediaSource
     play: PlayRequest
+    crossfade_ms: int = 0
+    queued: bool = False  # a queue playback: track_start/track_end events
 
 
 class TakeRequest(NamedTuple):
@@ -51,6 +55,14 @@ class ControlRequest(NamedTuple):
     seq: int
     playback: int
     control: PlaybackControl
+
+
+class QueueRequest(NamedTuple):
+    """Append / clear / skip on ``playback``'s queue, at its next frame boundary."""
+
+    seq: int
+    playback: int
+    op: QueueOp
 
 
 class CloseRequest(NamedTuple):
@@ -85,15 +97,19 @@ class Batch(NamedTuple):
 
 
 class Controlled(NamedTuple):
-    """The control was applied (``error``: it could not be, e.g. a seek failed)."""
+    """The control was applied (``error``: it could not be, e.g. a seek failed).
+
+    ``duration`` is a queued track's probed duration.
+    """
 
     seq: int
     error: str | None
+    duration: float | None = None
 
 
 class Closed(NamedTuple):
     seq: int
 
 
-Request = OpenRequest | TakeRequest | ControlRequest | CloseRequest | Quit
+Request = OpenRequest | TakeRequest | ControlRequest | QueueRequest | CloseRequest | Quit
 Reply = Opened | OpenFailed | Batch | Controlled | Closed

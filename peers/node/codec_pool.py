@@ -25,6 +25,7 @@ from .codec_messages import (
     Opened,
     OpenFailed,
     OpenRequest,
+    QueueRequest,
     Quit,
     Reply,
     Request,
@@ -36,6 +37,7 @@ from .encoders import Payload
 from .media import MediaSource
 from .pipeline import MediaError
 from .play_request import PlayRequest
+from .queue import QueueOp
 
 __all__ = ["CodecPool", "RemotePipeline"]
 
@@ -131,14 +133,17 @@ class CodecPool:
         return await future
 
     async def open(
-        self, source: MediaSource, play: PlayRequest
+        self, source: MediaSource, play: PlayRequest, crossfade_ms: int = 0, queued: bool = False
     ) -> tuple[RemotePipeline, float | None]:
         """Open a playback in a worker; raise MediaError if it cannot be played."""
         worker = min(self._workers, key=lambda w: w.playbacks)
         playback = next(self._playback_ids)
         worker.playbacks += 1
         try:
-            reply = await self.ask(worker, lambda seq: OpenRequest(seq, playback, source, play))
+            reply = await self.ask(
+                worker,
+                lambda seq: OpenRequest(seq, playback, source, play, crossfade_ms, queued),
+            )
         except MediaError:
             worker.playbacks -= 1
             raise
@@ -194,6 +199,18 @@ class RemotePipeline:
             raise MediaError(f"codec worker answered {type(reply).__name__} to a control")
         if reply.error is not None:
             raise MediaError(reply.error)
+
+    async def queue(self, op: QueueOp) -> float | None:
+        """Apply a queue operation; answers an appended track's duration; MediaError."""
+        if not self._worker.alive:
+            raise MediaError(WORKER_CRASHED)
+        playback = self._playback
+        reply = await self._pool.ask(self._worker, lambda seq: QueueRequest(seq, playback, op))
+        if not isinstance(reply, Controlled):
+            raise MediaError(f"codec worker answered {type(reply).__name__} to a queue request")
+        if reply.error is not None:
+            raise MediaError(reply.error)
+        return reply.duration
 
     async def aclose(self) -> None:
         if self._closed:

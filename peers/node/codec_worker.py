@@ -4,6 +4,7 @@
 #   OpenRequest  -> Opened(duration) | OpenFailed(message)
 #   TakeRequest  -> Batch(payloads, error)
 #   ControlRequest -> Controlled(error): applied at the next frame boundary
+#   QueueRequest -> Controlled(error, duration): append / clear / skip
 #   CloseRequest -> Closed
 #   Quit         -> the worker returns
 # A decode error is returned with the payloads decoded before it, so nothing
@@ -30,6 +31,7 @@ from .codec_messages import (
     OpenFailed,
     OpenRequest,
     PayloadTuple,
+    QueueRequest,
     Quit,
     Request,
     TakeRequest,
@@ -47,6 +49,9 @@ def playback_payloads(
     try:
         for payload in encode_payloads(audio_format, chain.frames(), bitrate):
             yield Payload(payload.data, payload.is_header, chain.position, chain.take_events())
+        events = chain.take_events()
+        if events:  # tied to the end of the last frame (a track_end): events only
+            yield Payload(b"", False, chain.position, events)
     finally:
         chain.close()
 
@@ -71,7 +76,7 @@ class _Playback:
 
 def _open(request: OpenRequest) -> tuple[Opened | OpenFailed, _Playback | None]:
     play = request.play
-    chain = Chain(request.source, play)
+    chain = Chain(request.source, play, request.crossfade_ms, request.queued)
     try:
         duration = chain.open()
     except MediaError as exc:
@@ -90,6 +95,16 @@ def _control(playback: _Playback, request: ControlRequest) -> Controlled:
     except Exception as exc:  # an unexpected PyAV failure ends this playback only
         return Controlled(request.seq, f"control failed: {exc}")
     return Controlled(request.seq, None)
+
+
+def _queue(playback: _Playback, request: QueueRequest) -> Controlled:
+    try:
+        duration = playback.chain.queue(request.op)
+    except MediaError as exc:
+        return Controlled(request.seq, str(exc))
+    except Exception as exc:  # an unexpected PyAV failure ends this playback only
+        return Controlled(request.seq, f"queue operation failed: {exc}")
+    return Controlled(request.seq, None, duration)
 
 
 def worker_main(connection: Connection) -> None:
@@ -124,6 +139,12 @@ def worker_main(connection: Connection) -> None:
                 connection.send(Controlled(request.seq, None))
                 continue
             connection.send(_control(playback, request))
+        elif isinstance(request, QueueRequest):
+            playback = playbacks.get(request.playback)
+            if playback is None:
+                connection.send(Controlled(request.seq, "the playback has ended"))
+                continue
+            connection.send(_queue(playback, request))
         elif isinstance(request, CloseRequest):
             finished = playbacks.pop(request.playback, None)
             if finished is not None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .filters import MAX_VOLUME, FilterError, Filters, parse_filters
+from .queue import MAX_CROSSFADE_MS
 
 __all__ = [
     "MAX_POSITION",
@@ -25,7 +26,7 @@ __all__ = [
 
 MAX_POSITION = 1e9  # seconds; the same bound as start_at, far beyond any media
 NO_END = math.inf  # end_at: null in a PATCH clears the end position
-PATCH_FIELDS = ("position", "volume", "paused", "filters", "end_at")
+PATCH_FIELDS = ("position", "volume", "paused", "filters", "end_at", "crossfade_ms")
 
 
 class ControlError(ValueError):
@@ -41,20 +42,17 @@ class PlaybackControl:
     paused: bool | None = None
     filters: Filters | None = None  # replaces the whole set
     end_at: float | None = None  # seconds; NO_END clears it
+    crossfade_ms: int | None = None  # between queued tracks, 0-12000
 
     @property
     def empty(self) -> bool:
-        return all(
-            value is None
-            for value in (self.position, self.volume, self.paused, self.filters, self.end_at)
-        )
+        return self.paused is None and not self.for_worker
 
     @property
     def for_worker(self) -> bool:
         """Whether the codec worker has anything to change."""
-        return any(
-            value is not None for value in (self.position, self.volume, self.filters, self.end_at)
-        )
+        fields = (self.position, self.volume, self.filters, self.end_at, self.crossfade_ms)
+        return any(value is not None for value in fields)
 
 
 def _seconds(body: dict[str, Any], key: str) -> float:
@@ -83,6 +81,17 @@ def parse_end_at(body: dict[str, Any]) -> float | None:
     return _seconds(body, "end_at")
 
 
+def parse_crossfade(body: dict[str, Any]) -> int | None:
+    value = body.get("crossfade_ms")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ControlError('"crossfade_ms" must be a number of milliseconds')
+    if not 0 <= value <= MAX_CROSSFADE_MS:
+        raise ControlError(f'"crossfade_ms" must be between 0 and {MAX_CROSSFADE_MS}, got {value}')
+    return round(value)
+
+
 def parse_filters_field(body: dict[str, Any]) -> Filters | None:
     if "filters" not in body:
         return None
@@ -108,6 +117,7 @@ def parse_control(body: Any) -> PlaybackControl:
         paused=paused,
         filters=parse_filters_field(body),
         end_at=parse_end_at(body),
+        crossfade_ms=parse_crossfade(body),
     )
     if control.empty:
         raise ControlError(f"nothing to change: give any of {', '.join(PATCH_FIELDS)}")

@@ -10,7 +10,10 @@
 # in its worker and apply at the next frame the worker makes; the events the
 # chain attaches to a payload (`seeked`) are sent just before it. A playback
 # whose next frame does not come for --stuck-threshold-ms sends `stuck`, and
-# fails after STUCK_GIVE_UP_SECONDS more.
+# fails after STUCK_GIVE_UP_SECONDS more. A playback may hold a queue of
+# tracks (queue.py): they play in its one chain, so the stream never
+# restarts between them; the node learns which track is current from the
+# track_start/track_end events that pass by with the payloads.
 from __future__ import annotations
 
 import asyncio
@@ -33,10 +36,12 @@ from .media import MediaSource
 from .pacing import LATE_AFTER_SECONDS, LatenessWindow, Pacer, Ticker
 from .pipeline import MediaError
 from .play_request import PlayRequest
+from .queue import AppendTrack, ClearQueue, QueuedTrack, QueueOp, SkipTrack
 from .source import PayloadSource
 
 __all__ = [
     "NodeStats",
+    "FormatMismatch",
     "NotActive",
     "PlayRequest",
     "Playback",
@@ -76,6 +81,10 @@ class NotActive(Exception):
     """The session's playback has ended (HTTP 409)."""
 
 
+class FormatMismatch(Exception):
+    """A queued track asks for another format than the playback's (HTTP 409)."""
+
+
 class TooManySessions(Exception):
     """--max-sessions active sessions already (HTTP 429)."""
 
@@ -111,7 +120,13 @@ class NodeContext:
 
 class Playback:
     def __init__(
-        self, session_id: str, request: PlayRequest, source: MediaSource, node: NodeContext
+        self,
+        session_id: str,
+        request: PlayRequest,
+        source: MediaSource,
+        node: NodeContext,
+        crossfade_ms: int = 0,
+        queued: bool = False,
     ) -> None:
         self.session_id = session_id
         self.request = request
@@ -139,7 +154,11 @@ class Playback:
         self.filters = request.filters
         self.end_at = request.end_at
         self._source: PayloadSource | None = None
-        self._early_controls: list[PlaybackControl] = []  # PATCHes before the source opened
+        self._early_controls: list[PlaybackControl | QueueOp] = []  # before the source opened
+        self.crossfade_ms = crossfade_ms
+        self.queued = queued
+        self.tracks: list[dict[str, Any]] = [_track_info(0, request, self.duration, "playing")]
+        self.current_track = 0
         self._give_up: asyncio.TimerHandle | None = None  # armed by `stuck`
 
     # -- state --------------------------------------------------------------
@@ -163,6 +182,7 @@ class Playback:
             "volume": self.volume,
             "filters": self.filters.to_json(),
             "end_at": self.end_at,
+            "crossfade_ms": self.crossfade_ms,
             "frames_sent": self.frames_sent,
             "bytes_sent": self.bytes_sent,
             "frames_dropped": self.frames_dropped,
@@ -211,6 +231,8 @@ class Playback:
             self.filters = control.filters
         if control.end_at is not None:
             self.end_at = None if control.end_at == NO_END else control.end_at
+        if control.crossfade_ms is not None:
+            self.crossfade_ms = control.crossfade_ms
         if control.paused is True:
             self.pause()
         elif control.paused is False:
@@ -284,7 +306,9 @@ class Playback:
 
     async def _run(self) -> None:
         try:
-            pipeline, probed = await self._watched(self.node.codecs.open(self.source, self.request))
+            pipeline, probed = await self._watched(
+                self.node.codecs.open(self.source, self.request, self.crossfade_ms, self.queued)
+            )
         except MediaError as exc:
             self.fail(str(exc))
             return
@@ -295,8 +319,11 @@ class Playback:
             self.duration = probed
         source = PayloadSource(pipeline)
         try:
-            for control in self._early_controls:
-                await source.control(control)
+            for early in self._early_controls:
+                if isinstance(early, PlaybackControl):
+                    await source.control(early)
+                else:
+                    self._queued_duration(early, await source.queue(early))
             self._early_controls.clear()
             self._source = source
             await self._play(source)
@@ -331,7 +358,11 @@ class Playback:
         progress_every = self.node.progress_every_frames
         while payload is not None:
             for event in payload.events:
+                self._track_event(event.type, event.fields)
                 self._event(event.type, **event.fields)
+            if not payload.data:
+                payload = await self._next(source)
+                continue  # events only (a track_end after the last frame)
             if payload.is_header:
                 self.header_pages.append(payload.data)
                 self._send(payload.data, droppable=False)
@@ -353,6 +384,56 @@ class Playback:
                         playback_secs=round(self.position_secs, 3),
                     )
             payload = await self._next(source)
+
+    # -- the queue ----------------------------------------------------------
+
+    async def enqueue(self, request: PlayRequest, source: MediaSource) -> int:
+        """Append a track; answers its index (its position in the queue)."""
+        index = len(self.tracks)
+        self.queued = True
+        self.tracks.append(_track_info(index, request, request.duration, "queued"))
+        op = AppendTrack(QueuedTrack(index, source, request))
+        await self._queue_op(op)
+        return index
+
+    async def clear_queue(self) -> int:
+        """Drop the upcoming tracks; answers how many."""
+        upcoming = [t for t in self.tracks if t["state"] == "queued"]
+        for track in upcoming:
+            track["state"] = "cleared"
+        await self._queue_op(ClearQueue())
+        return len(upcoming)
+
+    async def skip(self) -> None:
+        await self._queue_op(SkipTrack())
+
+    async def _queue_op(self, op: QueueOp) -> None:
+        source = self._source
+        if source is None:
+            self._early_controls.append(op)
+        else:
+            self._queued_duration(op, await source.queue(op))
+
+    def _queued_duration(self, op: QueueOp, duration: float | None) -> None:
+        if isinstance(op, AppendTrack) and duration is not None:
+            self.tracks[op.track.index]["duration"] = round(duration, 6)
+
+    def queue_status(self) -> dict[str, Any]:
+        return {
+            "tracks": [t for t in self.tracks if t["state"] != "cleared"],
+            "current": self.current_track,
+            "crossfade_ms": self.crossfade_ms,
+        }
+
+    def _track_event(self, event_type: str, fields: dict[str, Any]) -> None:
+        index = fields.get("index")
+        if not isinstance(index, int) or not 0 <= index < len(self.tracks):
+            return
+        if event_type == "track_start":
+            self.current_track = index
+            self.tracks[index]["state"] = "playing"
+        elif event_type == "track_end":
+            self.tracks[index]["state"] = fields.get("reason", "finished")
 
     async def _next(self, source: PayloadSource) -> Payload | None:
         if source.buffered:
@@ -411,6 +492,19 @@ class Playback:
             self.node.stats.frames_late += 1
 
 
+def _track_info(
+    index: int, request: PlayRequest, duration: float | None, state: str
+) -> dict[str, Any]:
+    return {
+        "index": index,
+        "url": request.url,
+        "duration": duration,
+        "start_at": request.start_at,
+        "end_at": request.end_at,
+        "state": state,
+    }
+
+
 class SessionManager:
     def __init__(self, node: NodeContext, max_sessions: int) -> None:
         self.node = node
@@ -420,7 +514,14 @@ class SessionManager:
     def active(self) -> list[Playback]:
         return [p for p in self.playbacks.values() if p.active]
 
-    def play(self, session_id: str, request: PlayRequest, source: MediaSource) -> Playback:
+    def play(
+        self,
+        session_id: str,
+        request: PlayRequest,
+        source: MediaSource,
+        crossfade_ms: int = 0,
+        queued: bool = False,
+    ) -> Playback:
         current = self.playbacks.get(session_id)
         replacing = current is not None and current.active
         if not replacing and len(self.active()) >= self.max_sessions:
@@ -430,7 +531,7 @@ class SessionManager:
         if current is not None:
             current.end(FinishReason.REPLACED)
             del self.playbacks[session_id]  # re-insert: dict order = recency, for pruning
-        playback = Playback(session_id, request, source, self.node)
+        playback = Playback(session_id, request, source, self.node, crossfade_ms, queued)
         self.playbacks[session_id] = playback
         playback.start()
         self._prune()
@@ -456,6 +557,31 @@ class SessionManager:
     def resume(self, session_id: str) -> Playback:
         playback = self._active(session_id)
         playback.resume()
+        return playback
+
+    async def enqueue(
+        self, session_id: str, request: PlayRequest, source: MediaSource, crossfade_ms: int | None
+    ) -> int:
+        """Queue a track; an idle or ended session starts playing it. Answers its position."""
+        current = self.playbacks.get(session_id)
+        if current is None or not current.active:
+            self.play(session_id, request, source, crossfade_ms or 0, queued=True)
+            return 0
+        if request.format != current.request.format:
+            raise FormatMismatch(
+                f"session {session_id} plays {current.request.format}: "
+                f"a queued track cannot be {request.format}"
+            )
+        if crossfade_ms is not None:
+            await current.update(PlaybackControl(crossfade_ms=crossfade_ms))
+        return await current.enqueue(request, source)
+
+    async def clear_queue(self, session_id: str) -> int:
+        return await self._active(session_id).clear_queue()
+
+    async def skip(self, session_id: str) -> Playback:
+        playback = self._active(session_id)
+        await playback.skip()
         return playback
 
     async def update(self, session_id: str, control: PlaybackControl) -> Playback:

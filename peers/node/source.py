@@ -15,6 +15,7 @@ from .codec_pool import RemotePipeline
 from .controls import PlaybackControl
 from .encoders import Payload
 from .pipeline import MediaError
+from .queue import QueueOp
 
 __all__ = ["PayloadSource"]
 
@@ -85,6 +86,10 @@ class PayloadSource:
     async def control(self, control: PlaybackControl) -> None:
         """Pass a control to the pipeline (after any batch already asked for)."""
         await self._pipeline.control(control)
+
+    async def queue(self, op: QueueOp) -> float | None:
+        """Pass a queue operation to the pipeline; an append answers the track's duration."""
+        return await self._pipeline.queue(op)
 
     async def aclose(self) -> None:
         """Release the pipeline in its worker once no batch is in flight."""
