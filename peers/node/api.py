@@ -215,6 +215,7 @@ def build_app(
         session_id = _session_id(request)
         play_request = await _play_request(request)
         crossfade_ms = await _crossfade(request)
+        format_given = (await _json_body(request)).get("format") is not None
         try:
             source = policy.resolve(play_request.url)
         except MediaRefused as exc:
@@ -222,7 +223,9 @@ def build_app(
         except BadMediaUrl as exc:
             raise ApiError(400, str(exc)) from None
         try:
-            position = await sessions.enqueue(session_id, play_request, source, crossfade_ms)
+            position = await sessions.enqueue(
+                session_id, play_request, source, crossfade_ms, format_given
+            )
         except TooManySessions as exc:
             raise ApiError(429, str(exc)) from None
         except (FormatMismatch, NotActive) as exc:

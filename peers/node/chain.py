@@ -66,6 +66,7 @@ class Chain:
         self._out = bytearray()  # filtered PCM not yet cut into a frame
         self._out_start = 0  # output sample index of _out[0]
         self._done = False  # no more source PCM
+        self._ended = False  # frames() returned: nothing can be added any more
         self._pending: list[tuple[int, StreamEvent]] = []  # (output sample, event)
         self._events: list[StreamEvent] = []  # taken with the next payload
 
@@ -135,6 +136,8 @@ class Chain:
 
     def queue(self, op: QueueOp) -> float | None:
         """Apply a queue operation; an append answers the new track's probed duration."""
+        if self._ended:
+            raise MediaError("the queue ran out: this playback is ending (queue again after it)")
         if isinstance(op, AppendTrack):
             self._queued = True
             reader = TrackReader(op.track)
@@ -176,12 +179,15 @@ class Chain:
                     self._out += self._stage.process(block)
             if not self._out:
                 self._release(None)  # events of an empty tail (a skip at the very end)
+                self._ended = True
                 return
             frame = bytes(self._out[:FRAME_BYTES]).ljust(FRAME_BYTES, b"\x00")
             del self._out[:FRAME_BYTES]
             self._out_start += FRAME_SAMPLES
             last = self._done and not self._out
             self._release(None if last else self._out_start)
+            if last:
+                self._ended = True  # a track queued now would never be heard
             yield self._apply_gain(frame)
 
     def _release(self, before: int | None) -> None:

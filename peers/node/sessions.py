@@ -20,7 +20,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Coroutine, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -560,17 +560,28 @@ class SessionManager:
         return playback
 
     async def enqueue(
-        self, session_id: str, request: PlayRequest, source: MediaSource, crossfade_ms: int | None
+        self,
+        session_id: str,
+        request: PlayRequest,
+        source: MediaSource,
+        crossfade_ms: int | None,
+        format_given: bool = True,
     ) -> int:
-        """Queue a track; an idle or ended session starts playing it. Answers its position."""
+        """Queue a track; an idle or ended session starts playing it. Answers its position.
+
+        Later tracks inherit the playback's format; asking for another is a
+        FormatMismatch (one encoder, one stream).
+        """
         current = self.playbacks.get(session_id)
         if current is None or not current.active:
             self.play(session_id, request, source, crossfade_ms or 0, queued=True)
             return 0
-        if request.format != current.request.format:
+        if not format_given:
+            request = replace(request, format=current.request.format)
+        elif request.format != current.request.format:
             raise FormatMismatch(
-                f"session {session_id} plays {current.request.format}: "
-                f"a queued track cannot be {request.format}"
+                f"session {session_id} plays format {current.request.format}; "
+                f"a queued track cannot change the format to {request.format}"
             )
         if crossfade_ms is not None:
             await current.update(PlaybackControl(crossfade_ms=crossfade_ms))
