@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
+import time
 import wave
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +21,7 @@ from snowmux.protocol import AudioFrame, Event
 
 from .audio_checks import decode_ogg_opus
 from .node_helpers import NodeProcess, Recorder, call, snowmux
-from .test_player_controls import RATE, indices
+from .test_player_controls import RATE, StallingServer, indices
 
 pytestmark = pytest.mark.slow
 
@@ -206,3 +207,25 @@ async def test_cli_queue_list_and_skip(node: NodeProcess) -> None:
     _, listed = await call(node.url, "GET", "/session/cli-q/queue")
     assert listed["current"] == 1
     await call(node.url, "POST", "/session/cli-q/stop")
+
+
+@pytest.mark.spec("Q3")
+async def test_a_slow_remote_next_track_is_prefetched_without_a_gap(tmp_path: Path) -> None:
+    write_index_range(tmp_path / "next.wav", 0, 3 * RATE)
+    wav = (tmp_path / "next.wav").read_bytes()
+    with NodeProcess(tmp_path, "--allow-remote") as node:
+        # the server sends the WAV header, then nothing for 1.5 s: a slow open
+        async with (
+            StallingServer(wav, first=0.0, stall=1.5) as server,
+            Recorder(node.socket_path) as rx,
+        ):
+            await enqueue(node, "prefetch", "tone:440?seconds=2.5", format="pcm")
+            asked = time.monotonic()
+            await enqueue(node, "prefetch", f"http://127.0.0.1:{server.port}/track.wav")
+            assert time.monotonic() - asked < 1.0  # the open runs in the background
+            await rx.wait_event("prefetch", "finished", timeout=20)
+        assert not rx.events("prefetch", "stuck")
+    pcm = rx.payload("prefetch")
+    tone_bytes = round(2.5 * RATE) * 4
+    assert np.array_equal(indices(pcm[tone_bytes : tone_bytes + 3 * RATE * 4]), np.arange(3 * RATE))
+    assert len(pcm) == (round(2.5 * RATE) + 3 * RATE) * 4  # gapless: 125 + 150 frames

@@ -143,10 +143,8 @@ class Chain:
             reader = TrackReader(op.track)
             self._upcoming.append(reader)
             self._done = False
-            try:
-                return reader.open()  # prefetch: opened and probed now
-            except MediaError:
-                return None  # reported as track_end{error} at its turn
+            reader.prefetch()  # opened and probed now, in the background
+            return None  # the duration comes with its track_start
         if isinstance(op, ClearQueue):
             for reader in self._upcoming:
                 reader.close()
@@ -161,7 +159,7 @@ class Chain:
             self._fade.outgoing.cut(0)  # the incoming track takes over at once
             return
         self._current.skipped = True
-        has_next = any(reader.error is None for reader in self._upcoming)
+        has_next = bool(self._upcoming)
         self._current.cut(self._crossfade if has_next else 0)
 
     # -- frames --------------------------------------------------------------
@@ -243,8 +241,13 @@ class Chain:
         return block
 
     def _next_ready(self) -> TrackReader | None:
-        """The next playable track, after reporting the ones that failed to open."""
-        return next((reader for reader in self._upcoming if reader.error is None), None)
+        """The next playable track if it is open already (failed ones are passed over)."""
+        for reader in self._upcoming:
+            if not reader.resolved:
+                return None  # still opening: no fade planned yet
+            if reader.error is None:
+                return reader
+        return None
 
     def _advance(self, at: int) -> bool:
         """The current track ended at output sample ``at``: move to the next playable one."""
@@ -255,6 +258,7 @@ class Chain:
             ended.close()
         while self._upcoming:
             reader = self._upcoming.popleft()
+            reader.wait_open()  # prefetched long ago, normally
             if reader.error is not None:
                 if self._queued:
                     self._announce_start(reader, at)

@@ -3,14 +3,17 @@
 # exact source PCM (48 kHz s16 stereo) from start_at to end_at, read ahead on
 # demand: the chain keeps the current track's last `crossfade` samples in
 # hand before it lets them go, so it knows where the fade starts without
-# trusting a probed duration (mp3 and remote durations are estimates). The
-# next track is opened as soon as it is queued (prefetch: a slow remote open
-# happens long before the current track ends, not at the change).
+# trusting a probed duration (mp3 and remote durations are estimates). A
+# queued track is opened as soon as it is queued, in a background thread of
+# the worker (prefetch): a slow remote open happens long before the current
+# track ends, and it never stalls the worker's other playbacks meanwhile.
 # The queue operations travel node -> worker inside QueueRequest.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cache
 
 from ..audio_format import BYTES_PER_SAMPLE, SAMPLE_RATE
 from .media import MediaSource
@@ -27,7 +30,13 @@ __all__ = [
     "TrackReader",
 ]
 
-MAX_CROSSFADE_MS = 12_000  # the issue's bound; 12 s of lookahead is 2.3 MB of PCM per playback
+MAX_CROSSFADE_MS = 12_000  # the API's bound; 12 s of lookahead is 2.3 MB of PCM per playback
+PREFETCH_THREADS = 4  # opens at once per worker; more would only queue behind slow servers
+
+
+@cache
+def _prefetcher() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(PREFETCH_THREADS, thread_name_prefix="snowmux-prefetch")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +77,7 @@ class TrackReader:
         self.reported = False  # its track_end went out
         self.skipped = False  # ended by a skip
         self._audio: DecodedAudio | None = None
+        self._opening: Future[None] | None = None
         self._blocks: Iterator[bytes] = iter(())
         self._exhausted = False
         self._raw = bytearray()
@@ -88,10 +98,34 @@ class TrackReader:
             raise
         return self.duration
 
+    def prefetch(self) -> None:
+        """Open in the background; the first read (or ``resolved``) waits for it."""
+        self._opening = _prefetcher().submit(self._reopen, self.track.play.start_at)
+
+    @property
+    def resolved(self) -> bool:
+        """Whether the track is open or known to have failed (no wait)."""
+        if self._opening is not None and self._opening.done():
+            self.wait_open()
+        return self._opening is None
+
+    def wait_open(self) -> None:
+        opening, self._opening = self._opening, None
+        if opening is None:
+            return
+        try:
+            opening.result()
+        except MediaError as exc:
+            self.error = str(exc)
+            self._exhausted = True
+        except Exception as exc:  # an unexpected PyAV failure fails this track only
+            self.error = f"cannot open {self.track.source.url}: {exc}"
+            self._exhausted = True
+
     def _reopen(self, position: float) -> None:
         audio = DecodedAudio(self.track.source, position)
         self.duration = audio.open()  # raises MediaError: the old source then stays
-        self.close()
+        self._close_audio()  # not close(): this may run in the prefetch thread
         self._audio = audio
         self._blocks = audio.pcm()
         self._exhausted = False
@@ -102,6 +136,10 @@ class TrackReader:
         self._reopen(position)
 
     def close(self) -> None:
+        self.wait_open()
+        self._close_audio()
+
+    def _close_audio(self) -> None:
         if self._audio is not None:
             self._audio.close()
             self._audio = None
@@ -127,6 +165,7 @@ class TrackReader:
         A decode error ends the track: ``error`` is set and what was decoded
         before it still plays.
         """
+        self.wait_open()
         while self.buffered < samples and not self.finished:
             try:
                 block = next(self._blocks, None)

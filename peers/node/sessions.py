@@ -432,6 +432,8 @@ class Playback:
         if event_type == "track_start":
             self.current_track = index
             self.tracks[index]["state"] = "playing"
+            if isinstance(fields.get("duration"), int | float):
+                self.tracks[index]["duration"] = fields["duration"]
         elif event_type == "track_end":
             self.tracks[index]["state"] = fields.get("reason", "finished")
 
