@@ -19,8 +19,8 @@ import pytest
 from snowmux.audio_format import FRAME_BYTES, FRAME_SAMPLES
 from snowmux.protocol import AudioFrame, Event
 
-from .audio_checks import decode_ogg_opus
-from .node_helpers import NodeProcess, Recorder, call, snowmux
+from .audio_checks import decode_ogg_opus, dominant_frequency
+from .node_helpers import NodeProcess, Recorder, RouteProcess, call, snowmux
 from .test_player_controls import RATE, StallingServer, indices
 
 pytestmark = pytest.mark.slow
@@ -229,3 +229,17 @@ async def test_a_slow_remote_next_track_is_prefetched_without_a_gap(tmp_path: Pa
     tone_bytes = round(2.5 * RATE) * 4
     assert np.array_equal(indices(pcm[tone_bytes : tone_bytes + 3 * RATE * 4]), np.arange(3 * RATE))
     assert len(pcm) == (round(2.5 * RATE) + 3 * RATE) * 4  # gapless: 125 + 150 frames
+
+
+@pytest.mark.spec("Q1")
+async def test_the_file_sink_writes_a_whole_queue_into_one_file(tmp_path: Path) -> None:
+    with NodeProcess(tmp_path) as node, RouteProcess(tmp_path, node.socket_path) as route:
+        await route.wait_log("connected to")
+        await enqueue(node, "filed", "tone:440?seconds=1.5", format="opus")
+        await enqueue(node, "filed", "tone:880?seconds=1")
+        await route.wait_log("session filed finished")
+        (path,) = route.files("filed")
+    samples = decode_ogg_opus(path.read_bytes())
+    assert len(samples) / RATE == pytest.approx(2.5, abs=0.03)
+    assert dominant_frequency(samples[:RATE]) == pytest.approx(440, abs=3)
+    assert dominant_frequency(samples[-RATE // 2 :]) == pytest.approx(880, abs=3)
