@@ -214,3 +214,33 @@ async def test_seek_bar_volume_slider_and_filter_presets(
     await page.screenshot(path=str(ARTIFACTS / "playground-controls.png"), full_page=True)
     await page.click("#stop")
     await page.close()
+
+
+async def test_queue_panel_crossfade_level_meter_and_spectrum(
+    stack: tuple[NodeProcess, str], browser: Any
+) -> None:
+    _node, base = stack
+    page = await open_user(browser, base, "dj-1")
+    await page.fill("#crossfade", "4000")
+    await page.fill("#url", "tone:440?seconds=6")
+    await page.select_option("#format", "web")
+    await page.click("#enqueue")
+    await wait_until(page, "window.snowmux.framesDecoded > 20")
+    await page.fill("#url", "tone:660?seconds=6")
+    await page.click("#enqueue")
+    await wait_until(page, "window.snowmux.queue.length === 2")
+    await wait_until(
+        page, "window.snowmux.events.some(e => e.type === 'track_start' && e.index === 1)"
+    )
+    # mid-crossfade: both tones in the spectrum of what Web Audio is playing
+    both = "[440, 660].every(hz => window.snowmux.spectrumPeaks.some(p => Math.abs(p - hz) <= 12))"
+    await wait_until(page, both, timeout=10)
+    c = await counters(page)
+    assert c["levelDb"] > -30  # the meter sees the fade: no dip to silence
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "playground-crossfade.png"), full_page=True)
+    await wait_until(page, "window.snowmux.lastEvent === 'finished:finished'", timeout=20)
+    await wait_until(page, "window.snowmux.queue.every(t => t.state === 'finished')")
+    c = await counters(page)
+    assert c["decodeErrors"] == 0 and [e["type"] for e in c["events"]].count("ready") == 1
+    await page.close()

@@ -92,6 +92,33 @@ def build_web_app(hub: WebSocketHub, control: ControlClient, token: str | None) 
             return _error(exc.status or 502, exc.message)
         return web.json_response(reply)
 
+    async def queue_action(request: web.Request) -> web.Response:
+        """The queue panel: add (POST), list (GET), clear (DELETE), skip (POST .../skip)."""
+        if not authorized(request):
+            return _error(401, "missing or wrong token")
+        try:
+            session_id = validate_session_id(request.match_info["session_id"])
+        except SessionIdError as exc:
+            return _error(400, str(exc))
+        try:
+            if request.match_info.get("action") == "skip":
+                reply = await control.skip(session_id)
+            elif request.method == "GET":
+                reply = await control.queue_list(session_id)
+            elif request.method == "DELETE":
+                reply = await control.clear_queue(session_id)
+            else:
+                body: Any = await request.json()
+                if not isinstance(body, dict) or not isinstance(body.get("url"), str):
+                    return _error(400, 'body must be a JSON object with a "url"')
+                fields = {k: v for k, v in body.items() if k != "url"}
+                reply = await control.queue(session_id, body["url"], **fields)
+        except NodeError as exc:
+            return _error(exc.status or 502, exc.message)
+        except ValueError:
+            return _error(400, "body must be JSON")
+        return web.json_response(reply)
+
     async def stats(request: web.Request) -> web.Response:
         if not authorized(request):
             return _error(401, "missing or wrong token")
@@ -119,4 +146,6 @@ def build_web_app(hub: WebSocketHub, control: ControlClient, token: str | None) 
     app.router.add_post("/api/session/{session_id}/{action:play|pause|resume|stop}", session_action)
     app.router.add_get("/api/session/{session_id}/{action:status}", session_action)
     app.router.add_patch("/api/session/{session_id}", session_update)
+    app.router.add_route("*", "/api/session/{session_id}/queue", queue_action)
+    app.router.add_post("/api/session/{session_id}/{action:skip}", queue_action)
     return app

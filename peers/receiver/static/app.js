@@ -25,6 +25,7 @@ const counters = {
   sessionId: "", socket: "connecting", state: "idle", framesDecoded: 0, samplesPlayed: 0,
   stutters: 0, decodeErrors: 0, lastEvent: null, events: [], dominantHz: 0, kbps: 0,
   position: 0, wsMessages: 0, duration: 0, preset: "none",
+  levelDb: -Infinity, queue: [], currentTrack: -1, spectrumPeaks: [],
 };
 window.snowmux = counters;
 
@@ -32,6 +33,7 @@ const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const token = params.get("token") || "";
 let audio = null;
+let analyser = null;  // what is really playing: the level meter and the spectrum
 let decoder = null;
 let nextTime = 0;
 let timestamp = 0;
@@ -53,7 +55,13 @@ function log(text, isError = false) {
 }
 
 function ensureAudio() {
-  if (!audio) audio = new AudioContext({ sampleRate: SAMPLE_RATE });
+  if (!audio) {
+    audio = new AudioContext({ sampleRate: SAMPLE_RATE });
+    analyser = audio.createAnalyser();
+    analyser.fftSize = 8192;
+    analyser.smoothingTimeConstant = 0.5;
+    analyser.connect(audio.destination);
+  }
   if (audio.state === "suspended") audio.resume();
   return audio;
 }
@@ -90,7 +98,7 @@ function schedule(data) {
   playing = true;
   const source = context.createBufferSource();
   source.buffer = buffer;
-  source.connect(context.destination);
+  source.connect(analyser);
   source.onended = () => { counters.samplesPlayed += frames; };
   source.start(nextTime);
   nextTime += frames / SAMPLE_RATE;
@@ -129,6 +137,10 @@ function onEvent(event) {
     counters.duration = event.duration || 0;
     if (counters.duration) $("seek").max = counters.duration.toFixed(1);
     newDecoder();
+    refreshQueue();
+  } else if (event.type === "track_start" || event.type === "track_end") {
+    if (event.type === "track_start") counters.currentTrack = event.index;
+    refreshQueue();
   } else if (event.type === "seeked") {
     readyPosition = event.position_secs;  // frames after this event come from there
     framesSinceReady = 0;
@@ -203,6 +215,80 @@ async function update(fields) {
   }
 }
 
+async function queueCall(method, path, body) {
+  const sessionId = $("session").value.trim();
+  const headers = { "Content-Type": "application/json" };
+  if (token) headers["X-Snowmux-Token"] = token;
+  const response = await fetch(`/api/session/${encodeURIComponent(sessionId)}/${path}`,
+    { method, headers, body: body ? JSON.stringify(body) : null });
+  const reply = await response.json();
+  if (!response.ok && response.status !== 404) log(`${path} refused (${response.status}): ${reply.message}`, true);
+  return response.ok ? reply : null;
+}
+
+async function enqueue() {
+  ensureAudio();
+  const body = { url: $("url").value, format: $("format").value,
+    crossfade_ms: Number($("crossfade").value) || 0 };
+  const reply = await queueCall("POST", "queue", body);
+  if (reply) log(`queued ${body.url} at position ${reply.position}`);
+  refreshQueue();
+}
+
+async function refreshQueue() {
+  const reply = await queueCall("GET", "queue");
+  if (!reply) return;
+  counters.queue = reply.tracks;
+  counters.currentTrack = reply.current;
+  $("queue").replaceChildren(...reply.tracks.map((track) => {
+    const item = document.createElement("li");
+    const length = track.duration ? ` (${track.duration.toFixed(1)} s)` : "";
+    item.textContent = `${track.url}${length} - ${track.state}`;
+    item.className = track.state;
+    return item;
+  }));
+}
+
+// Level meter and spectrum of what Web Audio is playing right now (an
+// AnalyserNode between the sources and the speakers), every 50 ms.
+function drawVisuals() {
+  if (!analyser) return;
+  const time = new Float32Array(analyser.fftSize);
+  analyser.getFloatTimeDomainData(time);
+  let power = 0;
+  for (const x of time) power += x * x;
+  const db = 10 * Math.log10(power / time.length + 1e-12);
+  counters.levelDb = db;
+  $("level").textContent = db > -90 ? `${db.toFixed(1)} dB` : "-∞ dB";
+  $("level-fill").style.width = `${Math.max(0, Math.min(100, ((db + 60) * 100) / 60))}%`;
+  const bins = new Float32Array(analyser.frequencyBinCount);
+  analyser.getFloatFrequencyData(bins);
+  const canvas = $("spectrum");
+  const g = canvas.getContext("2d");
+  g.fillStyle = "#0f1b2d";
+  g.fillRect(0, 0, canvas.width, canvas.height);
+  const maxHz = 2000;  // the tones and the bulk of music's energy
+  const hzPerBin = SAMPLE_RATE / analyser.fftSize;
+  const shown = Math.floor(maxHz / hzPerBin);
+  for (let x = 0; x < canvas.width; x++) {
+    const from = Math.floor((x * shown) / canvas.width);
+    const to = Math.max(from + 1, Math.floor(((x + 1) * shown) / canvas.width));
+    let best = -160;
+    for (let i = from; i < to; i++) best = Math.max(best, bins[i]);
+    const height = Math.max(0, ((best + 100) / 100) * canvas.height);
+    g.fillStyle = best > -40 ? "#f9a825" : "#4f8fd6";
+    g.fillRect(x, canvas.height - height, 1, height);
+  }
+  const peaks = [];
+  for (let i = 2; i < shown - 1; i++) {
+    if (bins[i] > -40 && bins[i] >= bins[i - 1] && bins[i] > bins[i + 1]) peaks.push(Math.round(i * hzPerBin));
+  }
+  counters.spectrumPeaks = peaks;
+  g.fillStyle = "#c6ccd6";
+  g.font = "11px sans-serif";
+  for (let hz = 250; hz < maxHz; hz += 250) g.fillText(`${hz}`, (hz / maxHz) * canvas.width - 10, 12);
+}
+
 async function applyPreset(name) {
   if (await update({ filters: PRESETS[name] })) {
     counters.preset = name;
@@ -258,6 +344,16 @@ async function start() {
   const showVolume = () => { $("volume-label").textContent = Number($("volume").value).toFixed(2); };
   $("volume").addEventListener("input", showVolume);
   $("volume").addEventListener("change", () => { showVolume(); update({ volume: Number($("volume").value) }); });
+  $("enqueue").addEventListener("click", enqueue);
+  $("skip").addEventListener("click", async () => { await queueCall("POST", "skip"); refreshQueue(); });
+  $("clear-queue").addEventListener("click", async () => { await queueCall("DELETE", "queue"); refreshQueue(); });
+  $("crossfade").addEventListener("change", () => {
+    // a playing session changes now; otherwise the next "Add to queue" carries it
+    if (counters.state === "playing" || counters.state === "paused") {
+      update({ crossfade_ms: Number($("crossfade").value) || 0 });
+    }
+  });
+  setInterval(drawVisuals, 50);
   for (const button of document.querySelectorAll("#presets button")) {
     button.addEventListener("click", () => applyPreset(button.dataset.preset));
   }
