@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from snowmux.audio_format import FRAME_BYTES, FRAME_SAMPLES
-from snowmux.protocol import AudioFrame, Event
+from snowmux.protocol import AudioFrame, Event, EventEncodeError, encode_event
 
 from .audio_checks import decode_ogg_opus, dominant_frequency
 from .node_helpers import NodeProcess, Recorder, RouteProcess, call, snowmux
@@ -243,3 +243,14 @@ async def test_the_file_sink_writes_a_whole_queue_into_one_file(tmp_path: Path) 
     assert len(samples) / RATE == pytest.approx(2.5, abs=0.03)
     assert dominant_frequency(samples[:RATE]) == pytest.approx(440, abs=3)
     assert dominant_frequency(samples[-RATE // 2 :]) == pytest.approx(880, abs=3)
+
+
+@pytest.mark.spec("E6", "Q3")
+def test_track_events_are_known_event_types() -> None:
+    start = encode_event("track_start", "s1", index=1, url="a.wav", duration=1.5, sample_offset=624)
+    assert b'"sample_offset":624' in start
+    assert b'"reason":"skipped"' in encode_event("track_end", "s1", index=0, reason="skipped")
+    with pytest.raises(EventEncodeError):
+        encode_event("track_end", "s1", index=0, reason="bored")
+    with pytest.raises(EventEncodeError):
+        encode_event("track_start", "s1", url="a.wav")  # index is required

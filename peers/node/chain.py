@@ -134,8 +134,8 @@ class Chain:
         self._pending = [(min(at, self._out_start), event) for at, event in self._pending]
         self._tie(self._out_start, StreamEvent("seeked", {"position_secs": round(position, 6)}))
 
-    def queue(self, op: QueueOp) -> float | None:
-        """Apply a queue operation; an append answers the new track's probed duration."""
+    def queue(self, op: QueueOp) -> None:
+        """Apply a queue operation; MediaError once the queue has run out."""
         if self._ended:
             raise MediaError("the queue ran out: this playback is ending (queue again after it)")
         if isinstance(op, AppendTrack):
@@ -143,15 +143,14 @@ class Chain:
             reader = TrackReader(op.track)
             self._upcoming.append(reader)
             self._done = False
-            reader.prefetch()  # opened and probed now, in the background
-            return None  # the duration comes with its track_start
+            reader.prefetch()  # opened and probed now, in the background (its track_start
+            return  # carries the probed duration)
         if isinstance(op, ClearQueue):
             for reader in self._upcoming:
                 reader.close()
             self._upcoming.clear()
         elif isinstance(op, SkipTrack):
             self._skip()
-        return None
 
     def _skip(self) -> None:
         if self._fade is not None:
@@ -252,6 +251,8 @@ class Chain:
     def _advance(self, at: int) -> bool:
         """The current track ended at output sample ``at``: move to the next playable one."""
         ended = self._current
+        if ended.error is not None and not self._queued:
+            raise MediaError(ended.error)  # a single track's decode error ends the playback
         if not ended.reported:
             ended.reported = True
             self._announce_end(ended, at, self._end_reason(ended))

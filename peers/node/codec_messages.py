@@ -97,14 +97,10 @@ class Batch(NamedTuple):
 
 
 class Controlled(NamedTuple):
-    """The control was applied (``error``: it could not be, e.g. a seek failed).
-
-    ``duration`` is a queued track's probed duration.
-    """
+    """The control was applied (``error``: it could not be, e.g. a seek failed)."""
 
     seq: int
     error: str | None
-    duration: float | None = None
 
 
 class Closed(NamedTuple):

@@ -200,8 +200,8 @@ class RemotePipeline:
         if reply.error is not None:
             raise MediaError(reply.error)
 
-    async def queue(self, op: QueueOp) -> float | None:
-        """Apply a queue operation; answers an appended track's duration; MediaError."""
+    async def queue(self, op: QueueOp) -> None:
+        """Apply a queue operation at the next frame boundary; MediaError if refused."""
         if not self._worker.alive:
             raise MediaError(WORKER_CRASHED)
         playback = self._playback
@@ -210,7 +210,6 @@ class RemotePipeline:
             raise MediaError(f"codec worker answered {type(reply).__name__} to a queue request")
         if reply.error is not None:
             raise MediaError(reply.error)
-        return reply.duration
 
     async def aclose(self) -> None:
         if self._closed:

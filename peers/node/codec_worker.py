@@ -4,7 +4,7 @@
 #   OpenRequest  -> Opened(duration) | OpenFailed(message)
 #   TakeRequest  -> Batch(payloads, error)
 #   ControlRequest -> Controlled(error): applied at the next frame boundary
-#   QueueRequest -> Controlled(error, duration): append / clear / skip
+#   QueueRequest -> Controlled(error): append (opened in the background) / clear / skip
 #   CloseRequest -> Closed
 #   Quit         -> the worker returns
 # A decode error is returned with the payloads decoded before it, so nothing
@@ -99,12 +99,12 @@ def _control(playback: _Playback, request: ControlRequest) -> Controlled:
 
 def _queue(playback: _Playback, request: QueueRequest) -> Controlled:
     try:
-        duration = playback.chain.queue(request.op)
+        playback.chain.queue(request.op)
     except MediaError as exc:
         return Controlled(request.seq, str(exc))
     except Exception as exc:  # an unexpected PyAV failure ends this playback only
         return Controlled(request.seq, f"queue operation failed: {exc}")
-    return Controlled(request.seq, None, duration)
+    return Controlled(request.seq, None)
 
 
 def worker_main(connection: Connection) -> None:

@@ -323,7 +323,7 @@ class Playback:
                 if isinstance(early, PlaybackControl):
                     await source.control(early)
                 else:
-                    self._queued_duration(early, await source.queue(early))
+                    await source.queue(early)
             self._early_controls.clear()
             self._source = source
             await self._play(source)
@@ -412,11 +412,7 @@ class Playback:
         if source is None:
             self._early_controls.append(op)
         else:
-            self._queued_duration(op, await source.queue(op))
-
-    def _queued_duration(self, op: QueueOp, duration: float | None) -> None:
-        if isinstance(op, AppendTrack) and duration is not None:
-            self.tracks[op.track.index]["duration"] = round(duration, 6)
+            await source.queue(op)
 
     def queue_status(self) -> dict[str, Any]:
         return {

@@ -87,9 +87,9 @@ class PayloadSource:
         """Pass a control to the pipeline (after any batch already asked for)."""
         await self._pipeline.control(control)
 
-    async def queue(self, op: QueueOp) -> float | None:
-        """Pass a queue operation to the pipeline; an append answers the track's duration."""
-        return await self._pipeline.queue(op)
+    async def queue(self, op: QueueOp) -> None:
+        """Pass a queue operation to the pipeline (after any batch already asked for)."""
+        await self._pipeline.queue(op)
 
     async def aclose(self) -> None:
         """Release the pipeline in its worker once no batch is in flight."""
