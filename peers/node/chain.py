@@ -23,7 +23,10 @@
 # total is len(A) + len(B) - L. Events are tied to the output sample they
 # describe and go out with the frame that holds it: `seeked` and
 # `track_start` (with that sample's offset in the frame) before it,
-# `track_end` before the frame after the track's last sample.
+# `track_end` before the frame after the track's last sample. A seek during
+# a crossfade seeks the incoming track (the current one for the node) and
+# cuts the outgoing one off; a track whose track_end is out cannot be
+# revived by a seek or an end_at.
 from __future__ import annotations
 
 import math
@@ -108,7 +111,7 @@ class Chain:
             self._stage = FilterStage(control.filters)
         if control.volume is not None:
             self._volume = control.volume
-        if control.end_at is not None:
+        if control.end_at is not None and not self._current.reported:
             end = None if control.end_at == NO_END else round(control.end_at * SAMPLE_RATE)
             self._current.end_sample = end
             self._done = False
@@ -116,17 +119,18 @@ class Chain:
             self._crossfade = _samples(control.crossfade_ms)
 
     def _seek(self, position: float) -> None:
-        self._current.seek(position)  # raises MediaError: nothing changed
-        if self._fade is not None:  # the fade restarts when the track ends again
-            incoming = self._fade.incoming
+        """Seek the current track; during a crossfade that is the incoming one."""
+        fade = self._fade
+        target = fade.incoming if fade is not None else self._current
+        if target.reported:  # its track_end is out: the queue has moved past it
+            raise MediaError("the track has ended: nothing to seek in")
+        target.seek(position)  # raises MediaError: nothing changed
+        if fade is not None:  # the outgoing track is cut off here
             self._fade = None
-            try:
-                incoming.seek(incoming.track.play.start_at)
-                incoming.started = False
-                self._upcoming.appendleft(incoming)
-            except MediaError as exc:
-                incoming.error = str(exc)
-                self._upcoming.appendleft(incoming)
+            fade.outgoing.skipped = True
+            self._announce_end(fade.outgoing, self._out_start, "skipped")
+            fade.outgoing.close()
+            self._current = target
         self._done = False
         self._out.clear()
         self._stage = FilterStage(self._filters)  # no filter state crosses a seek
@@ -210,6 +214,9 @@ class Chain:
         self._tie(at, StreamEvent("track_start", fields))
 
     def _announce_end(self, reader: TrackReader, at: int, reason: str) -> None:
+        if reader.reported:
+            return  # a track ends once
+        reader.reported = True
         if not self._queued:
             return
         fields: dict[str, Any] = {"index": reader.index, "reason": reason}
@@ -226,7 +233,7 @@ class Chain:
         current = self._current
         if self._crossfade and self._next_ready() is not None:
             current.fill(self._crossfade + FRAME_SAMPLES)
-            if current.finished and current.buffered <= self._crossfade:
+            if current.finished and 0 < current.buffered <= self._crossfade:
                 return self._start_fade(at)
             plain = min(FRAME_SAMPLES, current.buffered - self._crossfade)
             if current.finished and plain > 0:
@@ -253,10 +260,8 @@ class Chain:
         ended = self._current
         if ended.error is not None and not self._queued:
             raise MediaError(ended.error)  # a single track's decode error ends the playback
-        if not ended.reported:
-            ended.reported = True
-            self._announce_end(ended, at, self._end_reason(ended))
-            ended.close()
+        self._announce_end(ended, at, self._end_reason(ended))
+        ended.close()
         while self._upcoming:
             reader = self._upcoming.popleft()
             reader.wait_open()  # prefetched long ago, normally
@@ -285,11 +290,7 @@ class Chain:
                 self._announce_start(failed, at)
             self._announce_end(failed, at, "error")
         incoming = self._upcoming.popleft()
-        length = self._current.buffered
-        if length == 0:  # nothing left to fade: a gapless change
-            self._upcoming.appendleft(incoming)
-            return self._next_block(at)
-        self._fade = _Fade(self._current, incoming, length)
+        self._fade = _Fade(self._current, incoming, self._current.buffered)  # > 0
         if self._queued:
             self._announce_start(incoming, at)
         return self._fading(at)
@@ -305,7 +306,6 @@ class Chain:
         fade.done += n
         if fade.outgoing.buffered == 0:  # the fade is over: the incoming track is current
             self._fade = None
-            fade.outgoing.reported = True
             self._announce_end(fade.outgoing, at + n, self._end_reason(fade.outgoing))
             fade.outgoing.close()
             self._current = fade.incoming

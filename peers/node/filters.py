@@ -410,6 +410,9 @@ class FilterStage:
         """Filter one block; the output may be shorter or longer (timescale, filter delay)."""
         if self._graph is None:
             return self._distort(block)
+        if self._flushed:  # more input after the end (a track queued late): a fresh graph
+            self._graph = self._build(self.filters)
+            self._flushed = False
         samples = len(block) // BYTES_PER_SAMPLE
         frame = av.AudioFrame(format="s16", layout="stereo", samples=samples)
         frame.planes[0].update(block)
