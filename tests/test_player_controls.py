@@ -378,3 +378,48 @@ def test_seeked_and_stuck_are_known_event_types() -> None:
         encode_event("seeked", "s1", position_secs=-1)
     with pytest.raises(EventEncodeError):
         encode_event("stuck", "s1")
+
+
+def stereo(pcm: bytes) -> np.ndarray:
+    return np.frombuffer(pcm, dtype="<i2").reshape(-1, 2).astype(float)
+
+
+async def filtered(node: NodeProcess, session_id: str, url: str, filters: object) -> np.ndarray:
+    async with Recorder(node.socket_path) as rx:
+        await play(node.url, session_id, url, format="pcm", filters=filters)
+        await rx.wait_event(session_id, "finished")
+    assert {len(f.payload) for f in rx.frames(session_id)} == {FRAME_BYTES}
+    return stereo(rx.payload(session_id))[RATE // 10 : -RATE // 10]  # past filter warm-up
+
+
+@pytest.mark.spec("K4")
+async def test_the_other_lavalink_filters_do_what_they_say(fast_node: NodeProcess) -> None:
+    plain = await filtered(fast_node, "f-plain", "tone:100?seconds=1", {})
+    full = rms_db(plain[:, 0])
+    # volume 0.5 (the filter, on top of the player volume): -6 dB
+    out = await filtered(fast_node, "f-vol", "tone:100?seconds=1", {"volume": 0.5})
+    assert rms_db(out[:, 0]) - full == pytest.approx(-6.02, abs=0.3)
+    # equalizer band 3 (100 Hz) gain 0.25: the band x (1 + 4 x 0.25) = x2, +6 dB
+    eq = {"equalizer": [{"band": 3, "gain": 0.25}]}
+    out = await filtered(fast_node, "f-eq", "tone:100?seconds=1", eq)
+    assert rms_db(out[:, 0]) - full == pytest.approx(6.02, abs=1.0)
+    # karaoke: a centred 1 kHz voice far from the 220 Hz kept band disappears
+    voice = await filtered(fast_node, "f-voice", "tone:1000?seconds=1", {})
+    out = await filtered(fast_node, "f-karaoke", "tone:1000?seconds=1", {"karaoke": {}})
+    assert rms_db(out[:, 0]) < rms_db(voice[:, 0]) - 15  # only the kept band leaks back
+    # channelMix: everything to the right channel
+    mix = {"leftToLeft": 0, "rightToLeft": 0, "leftToRight": 1, "rightToRight": 1}
+    out = await filtered(fast_node, "f-mix", "tone:100?seconds=1", {"channelMix": mix})
+    assert rms_db(out[:, 0]) < -60 and rms_db(out[:, 1]) == pytest.approx(full + 6.02, abs=0.5)
+    # rotation 1 Hz (8D): left and right levels swing in antiphase once a second
+    out = await filtered(fast_node, "f-8d", "tone:440?seconds=3", {"rotation": {"rotationHz": 1}})
+    blocks = out[: len(out) // 480 * 480].reshape(-1, 480, 2)
+    left, right = (
+        np.sqrt((blocks[:, :, 0] ** 2).mean(axis=1)),
+        np.sqrt((blocks[:, :, 1] ** 2).mean(axis=1)),
+    )
+    assert np.corrcoef(left, right)[0, 1] < -0.5
+    assert dominant_frequency(left, rate=RATE // 480) == pytest.approx(1.0, abs=0.4)
+    # distortion (lavadsp's sin x cos x tan, all enabled by default): not the input any more
+    out = await filtered(fast_node, "f-dist", "tone:100?seconds=1", {"distortion": {}})
+    assert np.abs(out - plain).max() > 1000
