@@ -206,6 +206,9 @@ async def test_cli_queue_list_and_skip(node: NodeProcess) -> None:
     await asyncio.sleep(1.0)
     _, listed = await call(node.url, "GET", "/session/cli-q/queue")
     assert listed["current"] == 1
+    await asyncio.to_thread(snowmux, "queue", "cli-q", "tone:880?seconds=30", *common)
+    done = await asyncio.to_thread(snowmux, "queue", "cli-q", "--clear", *common)
+    assert done.returncode == 0 and '"removed": 1' in done.stdout, done.stdout + done.stderr
     await call(node.url, "POST", "/session/cli-q/stop")
 
 
