@@ -14,6 +14,8 @@ from . import defaults
 
 __all__ = ["main"]
 
+FORMAT_NAMES = [str(audio_format) for audio_format in defaults.PAYLOAD_FORMATS]  # the wire names
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="snowmux")
@@ -179,6 +181,13 @@ LOG_LEVEL = click.option(
     show_default=True,
     help="Per-receiver queue; beyond it the oldest audio frames are dropped.",
 )
+@click.option(
+    "--stuck-threshold-ms",
+    type=click.IntRange(1, 3_600_000),
+    default=defaults.STUCK_THRESHOLD_MS,
+    show_default=True,
+    help="A playback with no next frame for this long sends `stuck` (errors 30 s later).",
+)
 @LOG_LEVEL
 def serve(
     http: tuple[str, int],
@@ -198,6 +207,7 @@ def serve(
     progress_interval: float,
     codec_processes: int | None,
     receiver_queue_kib: int,
+    stuck_threshold_ms: int,
     log_level: str,
 ) -> None:
     """Run the audio node: HTTP control API + session-multiplexed stream."""
@@ -223,6 +233,7 @@ def serve(
         max_http_connections=max_http_connections,
         header_timeout=read_timeout,
         body_timeout=read_timeout,
+        stuck_threshold_ms=stuck_threshold_ms,
     )
     if codec_processes is not None:
         config.workers = codec_processes
@@ -287,13 +298,15 @@ def _control(
 @click.option(
     "--format",
     "audio_format",
-    type=click.Choice(["pcm", "opus", "web", "opus-packets"]),
+    type=click.Choice(FORMAT_NAMES),
     default=None,
     help="Payload format [node default: pcm].",
 )
 @click.option("--start-at", type=click.FloatRange(0), default=None, help="Start position, seconds.")
-@click.option("--volume", type=click.FloatRange(0, 2), default=None)
+@click.option("--volume", type=click.FloatRange(0, 5), default=None, help="0-5, 1 is unity.")
 @click.option("--bitrate", type=click.IntRange(6000, 510000), default=None)
+@click.option("--end-at", type=click.FloatRange(0), default=None, help="End position, seconds.")
+@click.option("--filters", "filters", default=None, help="Lavalink v4 filter JSON.")
 @NODE
 @TOKEN
 @TLS_CA
@@ -304,12 +317,20 @@ def play(
     start_at: float | None,
     volume: float | None,
     bitrate: int | None,
+    end_at: float | None,
+    filters: str | None,
     node: str,
     token: str | None,
     tls_ca: Path | None,
 ) -> None:
     """Play URL on session SESSION_ID (replacing only that session's playback)."""
-    extra = {k: v for k, v in (("volume", volume), ("bitrate", bitrate)) if v is not None}
+    options = (
+        ("volume", volume),
+        ("bitrate", bitrate),
+        ("end_at", end_at),
+        ("filters", None if filters is None else _json_object(filters, "--filters")),
+    )
+    extra = {k: v for k, v in options if v is not None}
     reply = _control(node, token, tls_ca, "play", session_id, url, audio_format, start_at, **extra)
     click.echo(f"{reply.get('status')} {reply.get('session_id')}")
 
@@ -325,6 +346,116 @@ def _simple(action: str, doc: str) -> None:
         click.echo(f"{reply.get('status')} {reply.get('session_id')}")
 
 
+def _json_object(text: str, what: str) -> dict[str, Any]:
+    import json
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint=what) from None
+    if not isinstance(value, dict):
+        raise click.BadParameter("must be a JSON object", param_hint=what)
+    return value
+
+
+def _print_status(reply: dict[str, Any]) -> None:
+    import json
+
+    click.echo(json.dumps(reply, indent=2))
+
+
+@main.command()
+@click.argument("session_id")
+@click.argument("seconds", type=click.FloatRange(0))
+@NODE
+@TOKEN
+@TLS_CA
+def seek(
+    session_id: str, seconds: float, node: str, token: str | None, tls_ca: Path | None
+) -> None:
+    """Seek SESSION_ID to SECONDS (sample-accurate); prints its status."""
+    _print_status(_control(node, token, tls_ca, "seek", session_id, seconds))
+
+
+@main.command()
+@click.argument("session_id")
+@click.argument("volume", type=click.FloatRange(0, 5))
+@NODE
+@TOKEN
+@TLS_CA
+def volume(
+    session_id: str, volume: float, node: str, token: str | None, tls_ca: Path | None
+) -> None:
+    """Set SESSION_ID's volume (0-5, 1 is unity), ramped over one frame; prints its status."""
+    _print_status(_control(node, token, tls_ca, "volume", session_id, volume))
+
+
+@main.command()
+@click.argument("session_id")
+@click.argument("filters_json", metavar="JSON")
+@NODE
+@TOKEN
+@TLS_CA
+def filters(
+    session_id: str, filters_json: str, node: str, token: str | None, tls_ca: Path | None
+) -> None:
+    """Replace SESSION_ID's filters with Lavalink v4 filter JSON ('{}' clears them)."""
+    chosen = _json_object(filters_json, "JSON")
+    _print_status(_control(node, token, tls_ca, "filters", session_id, chosen))
+
+
+@main.command()
+@click.argument("session_id")
+@click.argument("url", required=False)
+@click.option("--list", "show", is_flag=True, help="Show the queue instead of adding to it.")
+@click.option("--clear", is_flag=True, help="Drop the upcoming tracks.")
+@click.option(
+    "--format",
+    "audio_format",
+    type=click.Choice(FORMAT_NAMES),
+    default=None,
+    help="Payload format of a session that starts with this track [node default: pcm].",
+)
+@click.option("--crossfade-ms", type=click.IntRange(0, 12_000), default=None)
+@click.option("--start-at", type=click.FloatRange(0), default=None)
+@click.option("--end-at", type=click.FloatRange(0), default=None)
+@NODE
+@TOKEN
+@TLS_CA
+def queue(
+    session_id: str,
+    url: str | None,
+    show: bool,
+    clear: bool,
+    audio_format: str | None,
+    crossfade_ms: int | None,
+    start_at: float | None,
+    end_at: float | None,
+    node: str,
+    token: str | None,
+    tls_ca: Path | None,
+) -> None:
+    """Queue URL on SESSION_ID (gapless, or crossfaded), or --list / --clear its queue."""
+    if show:
+        _print_status(_control(node, token, tls_ca, "queue_list", session_id))
+        return
+    if clear:
+        _print_status(_control(node, token, tls_ca, "clear_queue", session_id))
+        return
+    if url is None:
+        raise click.UsageError("give a URL to queue, or --list / --clear")
+    options = (
+        ("format", audio_format),
+        ("crossfade_ms", crossfade_ms),
+        ("start_at", start_at),
+        ("end_at", end_at),
+    )
+    extra = {k: v for k, v in options if v is not None}
+    reply = _control(node, token, tls_ca, "queue", session_id, url, **extra)
+    click.echo(f"{reply.get('status')} {session_id} position {reply.get('position')}")
+
+
+_simple("skip", "End SESSION_ID's current track now; the next one follows.")
 _simple("stop", "Stop SESSION_ID's playback (idempotent).")
 _simple("pause", "Pause SESSION_ID at a frame boundary.")
 _simple("resume", "Resume SESSION_ID with the very next frame.")

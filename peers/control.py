@@ -111,6 +111,53 @@ class ControlClient:
         reply: dict[str, Any] = await self.request("POST", self._path(session_id, "resume"))
         return reply
 
+    async def update(self, session_id: str, /, **fields: Any) -> dict[str, Any]:
+        """PATCH /session/{id} with any of position, volume, paused, filters, end_at.
+
+        Answers the session's status; NodeError 400 names a bad field (and
+        nothing changed), 404 unknown session, 409 ended.
+        """
+        path = f"/session/{quote(session_id, safe='')}"
+        reply: dict[str, Any] = await self.request("PATCH", path, fields)
+        return reply
+
+    async def seek(self, session_id: str, position: float) -> dict[str, Any]:
+        """Seek to ``position`` seconds, sample-accurate (a `seeked` event precedes the frame)."""
+        return await self.update(session_id, position=position)
+
+    async def volume(self, session_id: str, volume: float) -> dict[str, Any]:
+        """Set the volume, 0.0-5.0 (1.0 unity)."""
+        return await self.update(session_id, volume=volume)
+
+    async def filters(self, session_id: str, filters: dict[str, Any]) -> dict[str, Any]:
+        """Replace the whole filter set (Lavalink v4 JSON); ``{}`` clears it."""
+        return await self.update(session_id, filters=filters)
+
+    async def queue(self, session_id: str, url: str, /, **fields: Any) -> dict[str, Any]:
+        """Append a track (the body of play, plus ``crossfade_ms``); an idle session starts it.
+
+        Answers ``{"status": "queued", "position": n}``; NodeError 409 when the
+        format differs from the playing one.
+        """
+        body = {"url": url, **fields}
+        reply: dict[str, Any] = await self.request("POST", self._path(session_id, "queue"), body)
+        return reply
+
+    async def queue_list(self, session_id: str) -> dict[str, Any]:
+        """``{"tracks": [...], "current": index, "crossfade_ms": ms}``."""
+        reply: dict[str, Any] = await self.request("GET", self._path(session_id, "queue"))
+        return reply
+
+    async def clear_queue(self, session_id: str) -> dict[str, Any]:
+        """Drop the upcoming tracks (the current one plays on)."""
+        reply: dict[str, Any] = await self.request("DELETE", self._path(session_id, "queue"))
+        return reply
+
+    async def skip(self, session_id: str) -> dict[str, Any]:
+        """End the current track now: the next one follows, gapless or crossfaded."""
+        reply: dict[str, Any] = await self.request("POST", self._path(session_id, "skip"))
+        return reply
+
     async def status(self, session_id: str | None = None) -> dict[str, Any]:
         path = self._path(session_id, "status") if session_id else "/sessions"
         reply: dict[str, Any] = await self.request("GET", path)

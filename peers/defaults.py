@@ -138,3 +138,8 @@ def ensure_private_dir(directory: Path) -> None:
     except FileExistsError:
         pass
     check_private_dir(directory)
+
+
+# A playback that cannot make its next frame for this long sends `stuck`
+# (Lavalink's TrackStuckEvent and its default threshold, 10 s).
+STUCK_THRESHOLD_MS = 10_000

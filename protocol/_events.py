@@ -117,6 +117,19 @@ _SCHEMA: dict[str, dict[str, tuple[_Check, bool]]] = {
         "playback_secs": (_non_negative_number, False),
     },
     "finished": {"reason": (_one_of(FINISH_REASONS), False)},
+    "seeked": {"position_secs": (_non_negative_number, True)},
+    "stuck": {"threshold_ms": (_non_negative_int, True)},
+    "track_start": {
+        "index": (_non_negative_int, True),
+        "url": (_string, False),
+        "duration": (_non_negative_number, False),
+        "sample_offset": (_non_negative_int, False),
+    },
+    "track_end": {
+        "index": (_non_negative_int, True),
+        "reason": (_one_of(("finished", "skipped", "error")), False),
+        "message": (_string, False),
+    },
     "error": {"message": (_string, True)},
     "hello": {
         "protocol": (_string, True),

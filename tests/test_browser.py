@@ -177,3 +177,70 @@ async def test_the_web_token_guards_subscriptions_and_controls(
                 assert response.status == status
         async with client.get(f"{base}/") as response:
             assert response.status == 200 and "snowmux playground" in await response.text()
+
+
+async def test_seek_bar_volume_slider_and_filter_presets(
+    stack: tuple[NodeProcess, str], browser: Any
+) -> None:
+    _node, base = stack
+    page = await open_user(browser, base, "controls-1")
+    await play(page, "tone:440?seconds=60", "web")
+    await wait_until(page, "window.snowmux.framesDecoded > 60 && window.snowmux.dominantHz > 0")
+    assert abs((await counters(page))["dominantHz"] - 440) <= 6
+
+    await page.click("#preset-nightcore")  # timescale speed 1.25, pitch 1.25
+    await wait_until(page, "Math.abs(window.snowmux.dominantHz - 550) <= 8", timeout=20)
+    await page.click("#preset-none")
+    await wait_until(page, "Math.abs(window.snowmux.dominantHz - 440) <= 6", timeout=20)
+
+    await page.evaluate(
+        "(() => { const s = document.getElementById('seek'); s.value = '30';"
+        " s.dispatchEvent(new Event('change')); })()"
+    )
+    await wait_until(page, "window.snowmux.events.some(e => e.type === 'seeked')")
+    await wait_until(page, "window.snowmux.position >= 30")
+    await page.evaluate(
+        "(() => { const v = document.getElementById('volume'); v.value = '0.5';"
+        " v.dispatchEvent(new Event('change')); })()"
+    )
+    status_ok = await page.evaluate(
+        "fetch('/api/session/controls-1/status', {headers: {'X-Snowmux-Token': 'tab-secret'}})"
+        ".then(r => r.json())"
+    )
+    assert status_ok["volume"] == 0.5 and status_ok["position_secs"] >= 30
+    c = await counters(page)
+    assert c["decodeErrors"] == 0 and [e["type"] for e in c["events"]].count("ready") == 1
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "playground-controls.png"), full_page=True)
+    await page.click("#stop")
+    await page.close()
+
+
+async def test_queue_panel_crossfade_level_meter_and_spectrum(
+    stack: tuple[NodeProcess, str], browser: Any
+) -> None:
+    _node, base = stack
+    page = await open_user(browser, base, "dj-1")
+    await page.fill("#crossfade", "4000")
+    await page.fill("#url", "tone:440?seconds=6")
+    await page.select_option("#format", "web")
+    await page.click("#enqueue")
+    await wait_until(page, "window.snowmux.framesDecoded > 20")
+    await page.fill("#url", "tone:660?seconds=6")
+    await page.click("#enqueue")
+    await wait_until(page, "window.snowmux.queue.length === 2")
+    await wait_until(
+        page, "window.snowmux.events.some(e => e.type === 'track_start' && e.index === 1)"
+    )
+    # mid-crossfade: both tones in the spectrum of what Web Audio is playing
+    both = "[440, 660].every(hz => window.snowmux.spectrumPeaks.some(p => Math.abs(p - hz) <= 12))"
+    await wait_until(page, both, timeout=10)
+    c = await counters(page)
+    assert c["levelDb"] > -30  # the meter sees the fade: no dip to silence
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "playground-crossfade.png"), full_page=True)
+    await wait_until(page, "window.snowmux.lastEvent === 'finished:finished'", timeout=20)
+    await wait_until(page, "window.snowmux.queue.every(t => t.state === 'finished')")
+    c = await counters(page)
+    assert c["decodeErrors"] == 0 and [e["type"] for e in c["events"]].count("ready") == 1
+    await page.close()

@@ -75,7 +75,7 @@ async def test_bad_session_ids_are_400_never_truncated(
         {"url": "tone:440", "format": "mp3"},
         {"url": "tone:440", "start_at": -1},
         {"url": "tone:440", "start_at": "1"},
-        {"url": "tone:440", "volume": 2.5},
+        {"url": "tone:440", "volume": 5.5},  # Lavalink range 0-5
         {"url": "tone:440", "bitrate": 1000},
         {"url": "tone:440", "bitrate": 96000.5},
         {"url": "tone:0"},

@@ -5,7 +5,7 @@
 # 404 unknown session or missing file, 409 session not active, 413 body too
 # large, 415 not a JSON body, 422 media that cannot be played, 429 too many
 # sessions. Session IDs obey the codec's rules (never truncated). The body is
-# parsed by play_body.parse_play_body, a pure function the fuzzers drive.
+# parsed by play_body.parse_play_fields, a pure function the fuzzers drive.
 # Cross-site, rebinding, token and Content-Type checks ([A2], [A3]) are
 # snowmux.http_guards', shared with the pool's API.
 #
@@ -27,10 +27,18 @@ from aiohttp.http_exceptions import HttpProcessingError
 from snowmux.protocol import SessionIdError, validate_session_id
 
 from ..http_guards import refusal
+from .controls import ControlError, parse_control
 from .media import BadMediaUrl, MediaPolicy, MediaRefused
 from .pipeline import MediaError, MediaProblem
-from .play_body import MAX_BODY_BYTES, BodyError, parse_play_body
-from .sessions import NotActive, PlaybackState, SessionManager, TooManySessions, UnknownSession
+from .play_body import MAX_BODY_BYTES, BodyError, decode_body, parse_play_fields
+from .sessions import (
+    FormatMismatch,
+    NotActive,
+    PlaybackState,
+    SessionManager,
+    TooManySessions,
+    UnknownSession,
+)
 
 __all__ = ["MAX_BODY_BYTES", "build_app"]
 
@@ -96,7 +104,8 @@ def build_app(
 
     async def play(request: web.Request) -> web.Response:
         session_id = _session_id(request)
-        play_request = parse_play_body(await request.read())
+        body = parse_play_fields(await request.read())
+        play_request = body.request
         try:
             source = policy.resolve(play_request.url)
         except MediaRefused as exc:
@@ -104,7 +113,7 @@ def build_app(
         except BadMediaUrl as exc:
             raise ApiError(400, str(exc)) from None
         try:
-            playback = sessions.play(session_id, play_request, source)
+            playback = sessions.play(session_id, play_request, source, body.crossfade_ms or 0)
         except TooManySessions as exc:
             raise ApiError(429, str(exc)) from None
         try:
@@ -130,6 +139,74 @@ def build_app(
             return web.json_response({"status": playback.state, "session_id": session_id})
 
         return handler
+
+    async def update(request: web.Request) -> web.Response:
+        """PATCH /session/{id}: seek, volume, paused, filters, end_at (all or nothing)."""
+        session_id = _session_id(request)
+        try:
+            control = parse_control(decode_body(await request.read()))
+        except ControlError as exc:
+            raise ApiError(400, str(exc)) from None
+        try:
+            playback = await sessions.update(session_id, control)
+        except UnknownSession:
+            raise ApiError(404, f"unknown session {session_id}") from None
+        except NotActive as exc:
+            raise ApiError(409, str(exc)) from None
+        except MediaError as exc:
+            raise ApiError(422, str(exc)) from None
+        return web.json_response(playback.status())
+
+    async def enqueue(request: web.Request) -> web.Response:
+        """POST /session/{id}/queue: the body of play; an idle session starts playing."""
+        session_id = _session_id(request)
+        body = parse_play_fields(await request.read())
+        play_request, crossfade_ms, format_given = body
+        try:
+            source = policy.resolve(play_request.url)
+        except MediaRefused as exc:
+            raise ApiError(403, str(exc)) from None
+        except BadMediaUrl as exc:
+            raise ApiError(400, str(exc)) from None
+        try:
+            position = await sessions.enqueue(
+                session_id, play_request, source, crossfade_ms, format_given
+            )
+        except TooManySessions as exc:
+            raise ApiError(429, str(exc)) from None
+        except (FormatMismatch, NotActive) as exc:
+            raise ApiError(409, str(exc)) from None
+        except MediaError as exc:  # the playback ended under the request
+            raise ApiError(409, str(exc)) from None
+        return web.json_response({"status": "queued", "position": position})
+
+    async def queue_list(request: web.Request) -> web.Response:
+        session_id = _session_id(request)
+        try:
+            playback = sessions.get(session_id)
+        except UnknownSession:
+            raise ApiError(404, f"unknown session {session_id}") from None
+        return web.json_response(playback.queue_status())
+
+    async def queue_clear(request: web.Request) -> web.Response:
+        session_id = _session_id(request)
+        try:
+            removed = await sessions.clear_queue(session_id)
+        except UnknownSession:
+            raise ApiError(404, f"unknown session {session_id}") from None
+        except (NotActive, MediaError) as exc:
+            raise ApiError(409, str(exc)) from None
+        return web.json_response({"status": "cleared", "removed": removed})
+
+    async def skip(request: web.Request) -> web.Response:
+        session_id = _session_id(request)
+        try:
+            playback = await sessions.skip(session_id)
+        except UnknownSession:
+            raise ApiError(404, f"unknown session {session_id}") from None
+        except (NotActive, MediaError) as exc:
+            raise ApiError(409, str(exc)) from None
+        return web.json_response(playback.status())
 
     async def status(request: web.Request) -> web.Response:
         session_id = _session_id(request)
@@ -188,6 +265,11 @@ def build_app(
     app.router.add_post("/session/{session_id}/pause", _control("pause"))
     app.router.add_post("/session/{session_id}/resume", _control("resume"))
     app.router.add_get("/session/{session_id}/status", status)
+    app.router.add_patch("/session/{session_id}", update)
+    app.router.add_post("/session/{session_id}/queue", enqueue)
+    app.router.add_get("/session/{session_id}/queue", queue_list)
+    app.router.add_delete("/session/{session_id}/queue", queue_clear)
+    app.router.add_post("/session/{session_id}/skip", skip)
     app.router.add_get("/sessions", list_sessions)
     app.router.add_get("/health", health)
     if info is not None:

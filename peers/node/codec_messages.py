@@ -7,17 +7,23 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from .controls import PlaybackControl
+from .encoders import StreamEvent
 from .media import MediaSource
 from .pipeline import MediaProblem
 from .play_request import PlayRequest
+from .queue import QueueOp
 
 __all__ = [
     "Batch",
     "CloseRequest",
     "Closed",
+    "ControlRequest",
+    "Controlled",
     "OpenFailed",
     "OpenRequest",
     "Opened",
+    "QueueRequest",
     "Quit",
     "Reply",
     "Request",
@@ -32,6 +38,8 @@ class OpenRequest(NamedTuple):
     playback: int
     source: MediaSource
     play: PlayRequest
+    crossfade_ms: int = 0
+    queued: bool = False  # a queue playback: track_start/track_end events
 
 
 class TakeRequest(NamedTuple):
@@ -40,6 +48,22 @@ class TakeRequest(NamedTuple):
     seq: int
     playback: int
     max_payloads: int
+
+
+class ControlRequest(NamedTuple):
+    """Apply ``control`` to ``playback`` at its next frame boundary (seek, volume, filters, end)."""
+
+    seq: int
+    playback: int
+    control: PlaybackControl
+
+
+class QueueRequest(NamedTuple):
+    """Append / clear / skip on ``playback``'s queue, at its next frame boundary."""
+
+    seq: int
+    playback: int
+    op: QueueOp
 
 
 class CloseRequest(NamedTuple):
@@ -64,11 +88,22 @@ class OpenFailed(NamedTuple):
     problem: MediaProblem
 
 
+# data, is_header, source position after it, events to send before it
+PayloadTuple = tuple[bytes, bool, float | None, tuple[StreamEvent, ...]]
+
+
 class Batch(NamedTuple):
-    """Payloads as (data, is_header) pairs; [] at the end; ``error`` ended the playback."""
+    """Payloads as PayloadTuples; [] at the end; ``error`` ended the playback."""
 
     seq: int
-    payloads: list[tuple[bytes, bool]]
+    payloads: list[PayloadTuple]
+    error: str | None
+
+
+class Controlled(NamedTuple):
+    """The control was applied (``error``: it could not be, e.g. a seek failed)."""
+
+    seq: int
     error: str | None
 
 
@@ -76,5 +111,5 @@ class Closed(NamedTuple):
     seq: int
 
 
-Request = OpenRequest | TakeRequest | CloseRequest | Quit
-Reply = Opened | OpenFailed | Batch | Closed
+Request = OpenRequest | TakeRequest | ControlRequest | QueueRequest | CloseRequest | Quit
+Reply = Opened | OpenFailed | Batch | Controlled | Closed

@@ -20,19 +20,24 @@ from multiprocessing.context import SpawnContext, SpawnProcess
 from .codec_messages import (
     Batch,
     CloseRequest,
+    Controlled,
+    ControlRequest,
     Opened,
     OpenFailed,
     OpenRequest,
+    QueueRequest,
     Quit,
     Reply,
     Request,
     TakeRequest,
 )
 from .codec_worker import worker_main
+from .controls import PlaybackControl
 from .encoders import Payload
 from .media import MediaSource
 from .pipeline import MediaError
 from .play_request import PlayRequest
+from .queue import QueueOp
 
 __all__ = ["CodecPool", "RemotePipeline"]
 
@@ -128,14 +133,17 @@ class CodecPool:
         return await future
 
     async def open(
-        self, source: MediaSource, play: PlayRequest
+        self, source: MediaSource, play: PlayRequest, crossfade_ms: int = 0, queued: bool = False
     ) -> tuple[RemotePipeline, float | None]:
         """Open a playback in a worker; raise MediaError if it cannot be played."""
         worker = min(self._workers, key=lambda w: w.playbacks)
         playback = next(self._playback_ids)
         worker.playbacks += 1
         try:
-            reply = await self.ask(worker, lambda seq: OpenRequest(seq, playback, source, play))
+            reply = await self.ask(
+                worker,
+                lambda seq: OpenRequest(seq, playback, source, play, crossfade_ms, queued),
+            )
         except MediaError:
             worker.playbacks -= 1
             raise
@@ -177,7 +185,31 @@ class RemotePipeline:
         reply = await self._pool.ask(self._worker, lambda seq: TakeRequest(seq, playback, count))
         if not isinstance(reply, Batch):
             raise MediaError(f"codec worker answered {type(reply).__name__} to a take")
-        return [Payload(data, is_header) for data, is_header in reply.payloads], reply.error
+        return [Payload(*fields) for fields in reply.payloads], reply.error
+
+    async def control(self, control: PlaybackControl) -> None:
+        """Apply a control at the playback's next frame boundary; MediaError if it failed."""
+        if not self._worker.alive:
+            raise MediaError(WORKER_CRASHED)
+        playback = self._playback
+        reply = await self._pool.ask(
+            self._worker, lambda seq: ControlRequest(seq, playback, control)
+        )
+        if not isinstance(reply, Controlled):
+            raise MediaError(f"codec worker answered {type(reply).__name__} to a control")
+        if reply.error is not None:
+            raise MediaError(reply.error)
+
+    async def queue(self, op: QueueOp) -> None:
+        """Apply a queue operation at the next frame boundary; MediaError if refused."""
+        if not self._worker.alive:
+            raise MediaError(WORKER_CRASHED)
+        playback = self._playback
+        reply = await self._pool.ask(self._worker, lambda seq: QueueRequest(seq, playback, op))
+        if not isinstance(reply, Controlled):
+            raise MediaError(f"codec worker answered {type(reply).__name__} to a queue request")
+        if reply.error is not None:
+            raise MediaError(reply.error)
 
     async def aclose(self) -> None:
         if self._closed:

@@ -11,7 +11,7 @@ import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import Any, NamedTuple
 
 import av
 
@@ -22,6 +22,7 @@ from ..audio_format import FRAME_SAMPLES, SAMPLE_RATE, split_ogg_pages
 __all__ = [
     "DEFAULT_BITRATES",
     "Payload",
+    "StreamEvent",
     "encode_payloads",
 ]
 
@@ -35,10 +36,19 @@ OGG_HEADER_PAGES = 2  # OpusHead and OpusTags (RFC 7845, section 3)
 _TIME_BASE = Fraction(1, SAMPLE_RATE)
 
 
+class StreamEvent(NamedTuple):
+    """An event the node sends just before a payload (``seeked``, ...)."""
+
+    type: str
+    fields: dict[str, Any]
+
+
 @dataclass(frozen=True, slots=True)
 class Payload:
     data: bytes
     is_header: bool = False  # Ogg header page: not paced, never dropped, replayed
+    position: float | None = None  # source position (s) after this payload, when known
+    events: tuple[StreamEvent, ...] = ()  # sent before this payload
 
 
 class _Capture(io.RawIOBase):

@@ -1,24 +1,20 @@
-# Strategy: the body of POST /session/{id}/play, bytes -> PlayRequest, as a
-# pure function (SPEC.md section 9, [A1]): no aiohttp, no event loop, so the
-# fuzz target (fuzz/atheris_api_body.py) and the property tests drive exactly
-# what the node runs. Every bad body becomes a BodyError with the 4xx status
-# and a message a person can act on; nothing else may escape.
-#
-# The non-obvious part: Python's json module is not a validator for untrusted
-# bodies. Deep nesting raises RecursionError, a 5,000-digit integer raises a
-# plain ValueError (int_max_str_digits) and a 4,000-digit one parses but
-# overflows float(), lone surrogates ("\ud800") parse into strings that
-# cannot be encoded again, and duplicate keys silently keep the last value.
-# Each is checked here, before or while parsing, with a bound that cites why.
+# Strategy: the body of POST /session/{id}/play (and /queue), bytes ->
+# PlayRequest, as a pure function (SPEC.md section 9, [A1]): no aiohttp, no
+# event loop, so the fuzz target (fuzz/atheris_api_body.py) and the property
+# tests drive exactly what the node runs. The JSON itself is decoded by
+# snowmux.json_body, whose bounds make Python's json module safe on
+# untrusted bytes; here each field is checked and every bad one becomes a
+# BodyError (400) that names it.
 from __future__ import annotations
 
-import json
 import math
-import re
-from typing import Any
+from typing import Any, NamedTuple
 
 from snowmux.protocol import PAYLOAD_FORMATS, PayloadFormat
 
+from ..json_body import MAX_BODY_BYTES, MAX_NESTING, BodyError, decode_body, short
+from .controls import NO_END, ControlError, parse_crossfade, parse_end_at, parse_filters_field
+from .filters import MAX_VOLUME, Filters
 from .play_request import PlayRequest
 
 __all__ = [
@@ -29,88 +25,14 @@ __all__ = [
     "MAX_VOLUME",
     "MIN_BITRATE",
     "BodyError",
+    "PlayBody",
+    "decode_body",
     "parse_play_body",
+    "parse_play_fields",
 ]
 
-MAX_BODY_BYTES = 64 * 1024  # a play request is a URL and a few numbers
-# A play body is one flat object; 32 levels leave room for extension fields
-# while staying far below the recursion limit (a 30,000-deep body is refused
-# by a linear scan before json ever recurses).
-MAX_NESTING = 32
-MAX_NUMBER_CHARS = 32  # a float64 needs at most 24 characters; longer is not a time or a rate
 MIN_BITRATE, MAX_BITRATE = 6_000, 510_000  # libopus's range
-MAX_VOLUME = 2.0  # FFmpeg's volume filter beyond 2x clips most music
 MAX_SECONDS = 1e9  # ~31 years: larger start_at/duration values are typos
-
-
-class BodyError(Exception):
-    """A bad request body: ``status`` (400, 413 or 415) and a message for the caller."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
-
-
-def _nesting(raw: bytes) -> int:
-    """The deepest bracket nesting outside strings (a linear scan, no recursion)."""
-    depth = deepest = 0
-    for match in _TOKENS.finditer(raw):
-        token = match.group()
-        if token in (b"[", b"{"):
-            depth += 1
-            deepest = max(deepest, depth)
-        elif token in (b"]", b"}"):
-            depth -= 1
-    return deepest
-
-
-def _number_text(text: str) -> float | int:
-    if len(text) > MAX_NUMBER_CHARS:
-        raise BodyError(400, f"number {text[:12]}... has more than {MAX_NUMBER_CHARS} characters")
-    return float(text) if any(c in text for c in ".eE") else int(text)
-
-
-def _constant(name: str) -> Any:
-    raise BodyError(400, f"{name} is not a JSON number")
-
-
-def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise BodyError(400, f"duplicate key {_short(key)} in the body")
-        result[key] = value
-    return result
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _decode(raw: bytes) -> Any:
-    if len(raw) > MAX_BODY_BYTES:
-        raise BodyError(413, f"request body larger than {MAX_BODY_BYTES} bytes")
-    if _nesting(raw) > MAX_NESTING:
-        raise BodyError(400, f"body nested deeper than {MAX_NESTING} levels")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise BodyError(400, f"body is not UTF-8 (byte {exc.start})") from None
-    try:
-        return json.loads(
-            text,
-            parse_int=_number_text,
-            parse_float=_number_text,
-            parse_constant=_constant,
-            object_pairs_hook=_object,
-        )
-    except (json.JSONDecodeError, RecursionError):
-        raise BodyError(400, "body must be a JSON object") from None
 
 
 def _text(body: dict[str, Any], key: str) -> str | None:
@@ -118,7 +40,7 @@ def _text(body: dict[str, Any], key: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise BodyError(400, f'"{key}" must be a string, got {_short(value)}')
+        raise BodyError(400, f'"{key}" must be a string, got {short(value)}')
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
@@ -131,37 +53,65 @@ def _number(body: dict[str, Any], key: str, low: float, high: float) -> float | 
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise BodyError(400, f'"{key}" must be a number, got {_short(value)}')
+        raise BodyError(400, f'"{key}" must be a number, got {short(value)}')
     if not low <= value <= high:
-        raise BodyError(400, f'"{key}" must be between {low:g} and {high:g}, got {_short(value)}')
+        raise BodyError(400, f'"{key}" must be between {low:g} and {high:g}, got {short(value)}')
     return value
+
+
+class PlayBody(NamedTuple):
+    """A play or queue body: the request, its ``crossfade_ms`` and whether it named a format."""
+
+    request: PlayRequest
+    crossfade_ms: int | None
+    format_given: bool
 
 
 def parse_play_body(raw: bytes) -> PlayRequest:
     """The PlayRequest of a play body, or BodyError; never any other exception."""
-    body = _decode(raw)
+    return parse_play_fields(raw).request
+
+
+def parse_play_fields(raw: bytes) -> PlayBody:
+    """A play or queue body (SPEC.md section 9), or BodyError; never any other exception."""
+    body = decode_body(raw)
     if not isinstance(body, dict):
         raise BodyError(400, "body must be a JSON object")
     url = _text(body, "url")
     if not url:
         raise BodyError(400, '"url" (a non-empty string) is required')
     audio_format = body.get("format")
+    format_given = audio_format is not None
     if audio_format is None:  # absent or null: the legacy default
         audio_format = PayloadFormat.PCM
     if not isinstance(audio_format, str) or audio_format not in PAYLOAD_FORMATS:
         raise BodyError(
-            400, f'unknown "format" {_short(audio_format)}: use one of {", ".join(PAYLOAD_FORMATS)}'
+            400, f'unknown "format" {short(audio_format)}: use one of {", ".join(PAYLOAD_FORMATS)}'
         )
     bitrate = _number(body, "bitrate", MIN_BITRATE, MAX_BITRATE)
     if bitrate is not None and not isinstance(bitrate, int):
         raise BodyError(400, '"bitrate" must be an integer (bits per second)')
     start_at = _number(body, "start_at", 0.0, MAX_SECONDS)
+    start = 0.0 if start_at is None else float(start_at)
     volume = _number(body, "volume", 0.0, MAX_VOLUME)
-    return PlayRequest(
+    try:
+        filters = parse_filters_field(body)
+        end_at = parse_end_at(body)
+        crossfade_ms = parse_crossfade(body)
+    except ControlError as exc:
+        raise BodyError(400, str(exc)) from None
+    if end_at == NO_END:  # null: no end, as when absent
+        end_at = None
+    if end_at is not None and end_at <= start:
+        raise BodyError(400, f'"end_at" ({end_at:g}) must be after "start_at" ({start:g})')
+    request = PlayRequest(
         url=url,
         format=PayloadFormat(audio_format),
-        start_at=0.0 if start_at is None else float(start_at),
+        start_at=start,
         duration=_number(body, "duration", 0.0, MAX_SECONDS),
         bitrate=bitrate,
         volume=1.0 if volume is None else float(volume),
+        filters=filters if filters is not None else Filters(),
+        end_at=end_at,
     )
+    return PlayBody(request, crossfade_ms, format_given)

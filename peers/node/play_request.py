@@ -3,9 +3,11 @@
 # status and re-announcements, and it travels to the codec worker as itself.
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from snowmux.protocol import PayloadFormat
+
+from .filters import Filters
 
 __all__ = ["PlayRequest"]
 
@@ -17,4 +19,6 @@ class PlayRequest:
     start_at: float = 0.0
     duration: float | None = None  # the caller's hint, used when probing finds none
     bitrate: int | None = None
-    volume: float = 1.0
+    volume: float = 1.0  # 0.0-5.0 (Lavalink's range; over 1 may clip)
+    filters: Filters = field(default_factory=Filters)
+    end_at: float | None = None  # seconds: the playback finishes there

@@ -110,6 +110,7 @@ class NodeConfig:
     max_http_connections: int = MAX_HTTP_CONNECTIONS
     header_timeout: float = HEADER_TIMEOUT_SECONDS
     body_timeout: float = BODY_TIMEOUT_SECONDS
+    stuck_threshold_ms: int = defaults.STUCK_THRESHOLD_MS
     # One codec process per core: the codecs saturate the cores without ever
     # taking the event loop's GIL (bench.sender measured threads against this).
     workers: int = os.cpu_count() or 1
@@ -157,6 +158,7 @@ class Node:
             prebuffer_frames=round(config.prebuffer_ms / 1000 / FRAME_SECONDS),
             progress_every_frames=round(config.progress_interval / FRAME_SECONDS),
             stats=NodeStats(),
+            stuck_threshold=config.stuck_threshold_ms / 1000,
         )
         self.sessions = SessionManager(context, config.max_sessions)
         self.load = LoadSampler(context.stats, lambda: self.codecs.worker_pids)

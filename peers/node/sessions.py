@@ -5,7 +5,15 @@
 # closing frames and event are queued, and the playback's task is cancelled,
 # so once the end event is queued no frame of that playback can follow it.
 # Decoding runs in codec worker processes (CodecPool); one playback's failure
-# is caught in its own task and never reaches another session. The play
+# is caught in its own task and never reaches another session. Live
+# controls (PATCH: seek, volume, filters, end_at) go to the playback's chain
+# in its worker and apply at the next frame the worker makes; the events the
+# chain attaches to a payload (`seeked`) are sent just before it. A playback
+# whose next frame does not come for --stuck-threshold-ms sends `stuck`, and
+# fails after STUCK_GIVE_UP_SECONDS more. A playback may hold a queue of
+# tracks (queue.py): they play in its one chain, so the stream never
+# restarts between them; the node learns which track is current from the
+# track_start/track_end events that pass by with the payloads. The play
 # request waits for `opened()`: the worker has opened the media and decoded
 # its first block, or failed with a MediaProblem the API turns into 404/422
 # ([A4]); the `error` event goes to the receivers either way.
@@ -14,25 +22,29 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from snowmux.protocol import FinishReason, PayloadFormat, encode_event, encode_frame
 
 from ..audio_format import FRAME_SECONDS, OPUS_SILENCE
-from ..defaults import SILENCE_FRAMES
+from ..defaults import SILENCE_FRAMES, STUCK_THRESHOLD_MS
 from .codec_pool import CodecPool
+from .controls import NO_END, PlaybackControl
+from .encoders import Payload
 from .hub import ReceiverHub
 from .media import MediaSource
 from .pacing import LATE_AFTER_SECONDS, LatenessWindow, Pacer, Ticker
 from .pipeline import MediaError
 from .play_request import PlayRequest
+from .queue import AppendTrack, ClearQueue, QueuedTrack, QueueOp, SkipTrack
 from .source import PayloadSource
 
 __all__ = [
     "NodeStats",
+    "FormatMismatch",
     "NotActive",
     "PlayRequest",
     "Playback",
@@ -43,6 +55,7 @@ __all__ = [
 ]
 
 log = logging.getLogger("snowmux.node.sessions")
+T = TypeVar("T")
 
 
 class PlaybackState(StrEnum):
@@ -59,6 +72,8 @@ class PlaybackState(StrEnum):
 
 ACTIVE_STATES = frozenset({PlaybackState.STARTING, PlaybackState.PLAYING, PlaybackState.PAUSED})
 KEEP_ENDED = 1024  # ended playbacks kept for /status; bounds the registry
+STUCK_THRESHOLD_SECONDS = STUCK_THRESHOLD_MS / 1000  # Lavalink's default, in defaults.py
+STUCK_GIVE_UP_SECONDS = 30.0  # after `stuck`, this much more silence ends the playback
 
 
 class UnknownSession(KeyError):
@@ -67,6 +82,10 @@ class UnknownSession(KeyError):
 
 class NotActive(Exception):
     """The session's playback has ended (HTTP 409)."""
+
+
+class FormatMismatch(Exception):
+    """A queued track asks for another format than the playback's (HTTP 409)."""
 
 
 class TooManySessions(Exception):
@@ -95,6 +114,7 @@ class NodeContext:
     prebuffer_frames: int
     progress_every_frames: int
     stats: NodeStats
+    stuck_threshold: float = STUCK_THRESHOLD_SECONDS
     ticker: Ticker = field(default_factory=Ticker)
     background: set[asyncio.Task[Any]] = field(default_factory=set)
 
@@ -106,7 +126,13 @@ class NodeContext:
 
 class Playback:
     def __init__(
-        self, session_id: str, request: PlayRequest, source: MediaSource, node: NodeContext
+        self,
+        session_id: str,
+        request: PlayRequest,
+        source: MediaSource,
+        node: NodeContext,
+        crossfade_ms: int = 0,
+        queued: bool = False,
     ) -> None:
         self.session_id = session_id
         self.request = request
@@ -130,6 +156,17 @@ class Playback:
         self._pacer = Pacer(node.prebuffer_frames, ticker=node.ticker)
         self._task: asyncio.Task[None] | None = None
         self._opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._position = request.start_at  # source position after the last frame sent
+        self.volume = request.volume
+        self.filters = request.filters
+        self.end_at = request.end_at
+        self._source: PayloadSource | None = None
+        self._early_controls: list[PlaybackControl | QueueOp] = []  # before the source opened
+        self.crossfade_ms = crossfade_ms
+        self.queued = queued
+        self.tracks: list[dict[str, Any]] = [_track_info(0, request, self.duration, "playing")]
+        self.current_track = 0
+        self._give_up: asyncio.TimerHandle | None = None  # armed by `stuck`
 
     # -- state --------------------------------------------------------------
 
@@ -139,7 +176,7 @@ class Playback:
 
     @property
     def position_secs(self) -> float:
-        return self.request.start_at + self.audio_frames * FRAME_SECONDS
+        return self._position
 
     def status(self) -> dict[str, Any]:
         return {
@@ -147,10 +184,13 @@ class Playback:
             "state": self.state,
             "url": self.request.url,
             "format": self.request.format,
-            "volume": self.request.volume,
             "bitrate": self.request.bitrate,
             "position_secs": round(self.position_secs, 3),
             "duration": self.duration,
+            "volume": self.volume,
+            "filters": self.filters.to_json(),
+            "end_at": self.end_at,
+            "crossfade_ms": self.crossfade_ms,
             "frames_sent": self.frames_sent,
             "bytes_sent": self.bytes_sent,
             "frames_dropped": self.frames_dropped,
@@ -196,6 +236,31 @@ class Playback:
             self._silent_since_pause = False
             self._resume.set()
             log.info("session %s resumed at %.2fs", self.session_id, self.position_secs)
+
+    async def update(self, control: PlaybackControl) -> None:
+        """Apply a PATCH: the chain's controls first (awaited), then pause/resume.
+
+        Raises MediaError when the worker could not apply it (a seek that
+        cannot reopen the source); the playback then goes on unchanged.
+        """
+        if control.for_worker:
+            source = self._source
+            if source is None:
+                self._early_controls.append(control)
+            else:
+                await source.control(control)
+        if control.volume is not None:
+            self.volume = control.volume
+        if control.filters is not None:
+            self.filters = control.filters
+        if control.end_at is not None:
+            self.end_at = None if control.end_at == NO_END else control.end_at
+        if control.crossfade_ms is not None:
+            self.crossfade_ms = control.crossfade_ms
+        if control.paused is True:
+            self.pause()
+        elif control.paused is False:
+            self.resume()
 
     def end(self, reason: FinishReason) -> None:
         """finished / stopped / replaced: queue the closing frames and event, stop the task."""
@@ -266,7 +331,9 @@ class Playback:
 
     async def _run(self) -> None:
         try:
-            pipeline, probed = await self.node.codecs.open(self.source, self.request)
+            pipeline, probed = await self._watched(
+                self.node.codecs.open(self.source, self.request, self.crossfade_ms, self.queued)
+            )
         except Exception as exc:
             error = exc if isinstance(exc, MediaError) else MediaError(f"cannot open: {exc}")
             self._settle_open(error)  # first, so the request gets the problem, not a plain end
@@ -280,6 +347,13 @@ class Playback:
             self.duration = probed
         source = PayloadSource(pipeline)
         try:
+            for early in self._early_controls:
+                if isinstance(early, PlaybackControl):
+                    await source.control(early)
+                else:
+                    await source.queue(early)
+            self._early_controls.clear()
+            self._source = source
             await self._play(source)
         except MediaError as exc:
             self.fail(str(exc))
@@ -294,7 +368,7 @@ class Playback:
             self.node.spawn(source.aclose())
 
     async def _play(self, source: PayloadSource) -> None:
-        first = await source.next()  # decode errors surface before ready
+        first = await self._next(source)  # decode errors surface before ready
         if self.state is PlaybackState.STARTING:
             self.state = PlaybackState.PLAYING
         self.node.hub.send_event(self.ready_event())
@@ -311,6 +385,12 @@ class Playback:
         payload = first
         progress_every = self.node.progress_every_frames
         while payload is not None:
+            for event in payload.events:
+                self._track_event(event.type, event.fields)
+                self._event(event.type, **event.fields)
+            if not payload.data:
+                payload = await self._next(source)
+                continue  # events only (a track_end after the last frame)
             if payload.is_header:
                 self.header_pages.append(payload.data)
                 self._send(payload.data, droppable=False)
@@ -322,6 +402,10 @@ class Playback:
                 self.audio_frames += 1
                 if self.audio_frames == 1 and self.node.stats.observe_first_frame is not None:
                     self.node.stats.observe_first_frame(time.monotonic() - self.created)
+                if payload.position is not None:
+                    self._position = payload.position
+                else:
+                    self._position += FRAME_SECONDS
                 self._record_lateness(lateness)
                 if progress_every and self.audio_frames % progress_every == 0:
                     self._event(
@@ -329,7 +413,88 @@ class Playback:
                         bytes=self.bytes_sent,
                         playback_secs=round(self.position_secs, 3),
                     )
-            payload = await source.next()
+            payload = await self._next(source)
+
+    # -- the queue ----------------------------------------------------------
+
+    async def enqueue(self, request: PlayRequest, source: MediaSource) -> int:
+        """Append a track; answers its index (its position in the queue)."""
+        index = len(self.tracks)
+        self.queued = True
+        self.tracks.append(_track_info(index, request, request.duration, "queued"))
+        op = AppendTrack(QueuedTrack(index, source, request))
+        await self._queue_op(op)
+        return index
+
+    async def clear_queue(self) -> int:
+        """Drop the upcoming tracks; answers how many."""
+        upcoming = [t for t in self.tracks if t["state"] == "queued"]
+        for track in upcoming:
+            track["state"] = "cleared"
+        await self._queue_op(ClearQueue())
+        return len(upcoming)
+
+    async def skip(self) -> None:
+        await self._queue_op(SkipTrack())
+
+    async def _queue_op(self, op: QueueOp) -> None:
+        source = self._source
+        if source is None:
+            self._early_controls.append(op)
+        else:
+            await source.queue(op)
+
+    def queue_status(self) -> dict[str, Any]:
+        return {
+            "tracks": [t for t in self.tracks if t["state"] != "cleared"],
+            "current": self.current_track,
+            "crossfade_ms": self.crossfade_ms,
+        }
+
+    def _track_event(self, event_type: str, fields: dict[str, Any]) -> None:
+        index = fields.get("index")
+        if not isinstance(index, int) or not 0 <= index < len(self.tracks):
+            return
+        if event_type == "track_start":
+            self.current_track = index
+            self.tracks[index]["state"] = "playing"
+            if isinstance(fields.get("duration"), int | float):
+                self.tracks[index]["duration"] = fields["duration"]
+        elif event_type == "track_end":
+            self.tracks[index]["state"] = fields.get("reason", "finished")
+
+    async def _next(self, source: PayloadSource) -> Payload | None:
+        if source.buffered:
+            return await source.next()
+        return await self._watched(source.next())
+
+    async def _watched(self, awaitable: Awaitable[T]) -> T:
+        """Await the next audio; `stuck` after the threshold, an error 30 s later.
+
+        Timers, not a timeout: nothing is cancelled on the way (a cancelled
+        open or batch request would orphan the playback in its worker); an
+        error ends the playback through fail(), which cancels this task.
+        """
+        loop = asyncio.get_running_loop()
+        stuck = loop.call_later(self.node.stuck_threshold, self._on_stuck)
+        try:
+            return await awaitable
+        finally:
+            stuck.cancel()
+            if self._give_up is not None:
+                self._give_up.cancel()
+                self._give_up = None
+
+    def _on_stuck(self) -> None:
+        if not self.active:
+            return
+        threshold = self.node.stuck_threshold
+        log.warning("session %s: no audio for %.1fs, stuck", self.session_id, threshold)
+        self._event("stuck", threshold_ms=round(threshold * 1000))
+        message = f"stuck: no audio for {threshold + STUCK_GIVE_UP_SECONDS:g} s"
+        self._give_up = asyncio.get_running_loop().call_later(
+            STUCK_GIVE_UP_SECONDS, self.fail, message
+        )
 
     async def _wait_until_due(self) -> float:
         """Wait while paused and until the next frame is due; return its lateness."""
@@ -357,6 +522,19 @@ class Playback:
             self.node.stats.frames_late += 1
 
 
+def _track_info(
+    index: int, request: PlayRequest, duration: float | None, state: str
+) -> dict[str, Any]:
+    return {
+        "index": index,
+        "url": request.url,
+        "duration": duration,
+        "start_at": request.start_at,
+        "end_at": request.end_at,
+        "state": state,
+    }
+
+
 class SessionManager:
     def __init__(self, node: NodeContext, max_sessions: int) -> None:
         self.node = node
@@ -366,7 +544,14 @@ class SessionManager:
     def active(self) -> list[Playback]:
         return [p for p in self.playbacks.values() if p.active]
 
-    def play(self, session_id: str, request: PlayRequest, source: MediaSource) -> Playback:
+    def play(
+        self,
+        session_id: str,
+        request: PlayRequest,
+        source: MediaSource,
+        crossfade_ms: int = 0,
+        queued: bool = False,
+    ) -> Playback:
         current = self.playbacks.get(session_id)
         replacing = current is not None and current.active
         if not replacing and len(self.active()) >= self.max_sessions:
@@ -376,7 +561,7 @@ class SessionManager:
         if current is not None:
             current.end(FinishReason.REPLACED)
             del self.playbacks[session_id]  # re-insert: dict order = recency, for pruning
-        playback = Playback(session_id, request, source, self.node)
+        playback = Playback(session_id, request, source, self.node, crossfade_ms, queued)
         self.playbacks[session_id] = playback
         playback.start()
         self._prune()
@@ -402,6 +587,47 @@ class SessionManager:
     def resume(self, session_id: str) -> Playback:
         playback = self._active(session_id)
         playback.resume()
+        return playback
+
+    async def enqueue(
+        self,
+        session_id: str,
+        request: PlayRequest,
+        source: MediaSource,
+        crossfade_ms: int | None,
+        format_given: bool = True,
+    ) -> int:
+        """Queue a track; an idle or ended session starts playing it. Answers its position.
+
+        Later tracks inherit the playback's format; asking for another is a
+        FormatMismatch (one encoder, one stream).
+        """
+        current = self.playbacks.get(session_id)
+        if current is None or not current.active:
+            self.play(session_id, request, source, crossfade_ms or 0, queued=True)
+            return 0
+        if not format_given:
+            request = replace(request, format=current.request.format)
+        elif request.format != current.request.format:
+            raise FormatMismatch(
+                f"session {session_id} plays format {current.request.format}; "
+                f"a queued track cannot change the format to {request.format}"
+            )
+        if crossfade_ms is not None:
+            await current.update(PlaybackControl(crossfade_ms=crossfade_ms))
+        return await current.enqueue(request, source)
+
+    async def clear_queue(self, session_id: str) -> int:
+        return await self._active(session_id).clear_queue()
+
+    async def skip(self, session_id: str) -> Playback:
+        playback = self._active(session_id)
+        await playback.skip()
+        return playback
+
+    async def update(self, session_id: str, control: PlaybackControl) -> Playback:
+        playback = self._active(session_id)
+        await playback.update(control)
         return playback
 
     def _active(self, session_id: str) -> Playback:

@@ -2,20 +2,26 @@
 # process, a batch at a time, keeping a small buffer ahead of the pacer; the
 # event loop itself never decodes. A decoding error surfaces only after the
 # payloads decoded before it have been taken: nothing decoded is lost.
+# The buffer is kept small because a control (PATCH: seek, volume, filters)
+# applies in the worker after what is buffered here has played out: at most
+# LOW_WATER + BATCH - 1 frames (380 ms) lie between a PATCH and the first changed
+# frame, inside SPEC.md's 600 ms rule together with the 20 ms pacing step.
 from __future__ import annotations
 
 import asyncio
 from collections import deque
 
 from .codec_pool import RemotePipeline
+from .controls import PlaybackControl
 from .encoders import Payload
 from .pipeline import MediaError
+from .queue import QueueOp
 
 __all__ = ["PayloadSource"]
 
 FIRST_BATCH = 5  # small first batch: the first frame leaves within milliseconds of /play
-BATCH = 25  # 500 ms of audio per worker request afterwards
-LOW_WATER = 25  # refill when less than 500 ms is buffered
+BATCH = 10  # 200 ms of audio per worker request afterwards (25 before PATCH: see above)
+LOW_WATER = 10  # refill below 200 ms: a loaded worker answers well within that
 
 
 class PayloadSource:
@@ -71,6 +77,19 @@ class PayloadSource:
         if len(self._buffer) < LOW_WATER and not self._exhausted and self._in_flight is None:
             self._start_refill()
         return payload
+
+    @property
+    def buffered(self) -> bool:
+        """Whether next() can answer without waiting for the worker."""
+        return bool(self._buffer) or (self._exhausted and self._in_flight is None)
+
+    async def control(self, control: PlaybackControl) -> None:
+        """Pass a control to the pipeline (after any batch already asked for)."""
+        await self._pipeline.control(control)
+
+    async def queue(self, op: QueueOp) -> None:
+        """Pass a queue operation to the pipeline (after any batch already asked for)."""
+        await self._pipeline.queue(op)
 
     async def aclose(self) -> None:
         """Release the pipeline in its worker once no batch is in flight."""

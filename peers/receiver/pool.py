@@ -27,7 +27,7 @@ from urllib.parse import quote
 
 from snowmux.protocol import AudioFrame, Event, SessionIdError, validate_session_id
 
-from ..audio_format import FRAME_SECONDS, OPUS_SILENCE
+from ..audio_format import FRAME_SECONDS, OPUS_SILENCE, SAMPLE_RATE
 from ..control import ControlClient, NodeError
 from ..defaults import NODE_URL
 from .connection import Endpoint
@@ -89,6 +89,12 @@ class PooledSession:
     paused: bool = False
     moving: bool = False
     moves: list[str] = field(default_factory=list)
+    # The playback's queue as the pool sent it (SPEC.md section 9, queue):
+    # every track's body in order, and the index of the one playing, from the
+    # node's track_start events; a move replays the current track at its
+    # position and queues the rest again.
+    tracks: list[dict[str, Any]] = field(default_factory=list)
+    current: int = 0
 
     @property
     def position(self) -> float:
@@ -240,7 +246,7 @@ class NodePool:
         start_at = body.get("start_at")
         kept = {k: v for k, v in body.items() if k != "start_at"}
         for index, node in enumerate(candidates):
-            session = PooledSession(session_id, node, kept)
+            session = PooledSession(session_id, node, kept, tracks=[dict(body)])
             if isinstance(start_at, int | float) and not isinstance(start_at, bool):
                 session.start = float(start_at)
             previous = self.sessions.get(session_id)
@@ -288,6 +294,85 @@ class NodePool:
 
     async def resume(self, session_id: str) -> dict[str, Any]:
         return await self._pause_resume(session_id, "resume")
+
+    async def update(self, session_id: str, /, **fields: Any) -> dict[str, Any]:
+        """PATCH the session on its node (seek, volume, paused, filters, end_at, crossfade_ms)."""
+        session = self._owned_session(session_id)
+        reply = await session.node.client.update(session_id, **fields)
+        for key in ("volume", "filters", "end_at", "crossfade_ms"):  # replayed on a move
+            if key in fields:
+                session.body[key] = fields[key]
+        if session.body.get("end_at") is None:
+            session.body.pop("end_at", None)
+        if isinstance(fields.get("paused"), bool):
+            session.paused = fields["paused"]
+        return {**reply, "node": session.node.url}
+
+    async def seek(self, session_id: str, position: float) -> dict[str, Any]:
+        return await self.update(session_id, position=position)
+
+    async def volume(self, session_id: str, volume: float) -> dict[str, Any]:
+        return await self.update(session_id, volume=volume)
+
+    async def filters(self, session_id: str, filters: dict[str, Any]) -> dict[str, Any]:
+        return await self.update(session_id, filters=filters)
+
+    async def queue(self, session_id: str, url: str, /, **fields: Any) -> dict[str, Any]:
+        """Append a track on the session's node; an idle session starts on the best node."""
+        self._check_id(session_id)
+        body = {"url": url, **fields}
+        current = self.sessions.get(session_id)
+        if current is not None and current.active and current.node.state is NodeState.UP:
+            reply = await current.node.client.queue(session_id, url, **fields)
+            current.tracks.append(body)
+            return {**reply, "node": current.node.url}
+        candidates = self.ranked()
+        if not candidates:
+            raise NoNodeUp()
+        node = candidates[0]
+        kept = {k: v for k, v in body.items() if k not in ("start_at", "crossfade_ms")}
+        session = PooledSession(session_id, node, kept, tracks=[body])
+        start_at = body.get("start_at")
+        if isinstance(start_at, int | float) and not isinstance(start_at, bool):
+            session.start = float(start_at)
+        previous = self.sessions.get(session_id)
+        self.sessions[session_id] = session  # before the POST: its `ready` may come first
+        try:
+            reply = await node.client.queue(session_id, url, **fields)
+        except NodeError:
+            if self.sessions.get(session_id) is session:
+                if previous is None:
+                    del self.sessions[session_id]
+                else:
+                    self.sessions[session_id] = previous
+            raise
+        return {**reply, "node": node.url}
+
+    async def queue_list(self, session_id: str) -> dict[str, Any]:
+        session = self._owned_session(session_id)
+        reply = await session.node.client.queue_list(session_id)
+        return {**reply, "node": session.node.url}
+
+    async def clear_queue(self, session_id: str) -> dict[str, Any]:
+        session = self._owned_session(session_id)
+        reply = await session.node.client.clear_queue(session_id)
+        del session.tracks[session.current + 1 :]
+        return {**reply, "node": session.node.url}
+
+    async def skip(self, session_id: str) -> dict[str, Any]:
+        session = self._owned_session(session_id)
+        reply = await session.node.client.skip(session_id)
+        return {**reply, "node": session.node.url}
+
+    def _owned_session(self, session_id: str) -> PooledSession:
+        """The session, on an up node; NodeError 404 if unknown, 409 while it is moving."""
+        self._check_id(session_id)
+        session = self.sessions.get(session_id)
+        if session is None:
+            raise NodeError(404, f"unknown session {session_id}")
+        if session.node.state is not NodeState.UP:
+            raise NodeError(409, f"session {session_id} is moving to another node: try again")
+        return session
 
     async def _pause_resume(self, session_id: str, action: str) -> dict[str, Any]:
         self._check_id(session_id)
@@ -417,18 +502,34 @@ class NodePool:
                 return
             session = self._adopt(node, event.session_id, {"format": event.data.get("format")})
             self._spawn(self._fill(node, session))
-        if event.type == "ready":
+        if event.type in ("ready", "seeked"):
             position = event.data.get("position_secs")
             session.start = float(position) if isinstance(position, int | float) else session.start
             session.frames = 0
             session.moving = False
-            if session.paused:
+            if event.type == "ready" and session.paused:
                 self._spawn(self._quietly(node, "pause", event.session_id))
+        elif event.type == "track_start":
+            self._track_started(session, event)
         elif event.type == "error" or (
             event.type == "finished" and event.data.get("reason") != "replaced"
         ):
             session.active = False
         self.router.route((event,))
+
+    @staticmethod
+    def _track_started(session: PooledSession, event: Event) -> None:
+        """A queued track begins in the frame that follows, ``sample_offset`` samples in."""
+        index, offset = event.data.get("index"), event.data.get("sample_offset", 0)
+        if not isinstance(index, int) or not 0 < index < len(session.tracks):
+            return  # the first track (its `ready` set the position) or one we did not queue
+        session.current = index
+        track = session.tracks[index]
+        session.body = {k: v for k, v in track.items() if k != "start_at"}
+        start_at = track.get("start_at")
+        start = float(start_at) if isinstance(start_at, int | float) else 0.0
+        samples = offset if isinstance(offset, int) else 0
+        session.start, session.frames = start - samples / SAMPLE_RATE, 0
 
     def on_hello(self, node: PooledNode) -> None:
         if any(s.node is node and s.active for s in self.sessions.values()):
@@ -458,7 +559,7 @@ class NodePool:
 
     @staticmethod
     def _body_from_status(entry: dict[str, Any]) -> dict[str, Any]:
-        keys = ("url", "format", "volume", "bitrate", "duration")
+        keys = ("url", "format", "volume", "bitrate", "duration", "filters", "end_at")
         return {k: entry[k] for k in keys if entry.get(k) is not None}
 
     async def _fill(self, node: PooledNode, session: PooledSession) -> None:
@@ -539,8 +640,12 @@ class NodePool:
                 )
                 session.node, session.start, session.frames = target, position, 0
                 body = {**session.body, "start_at": position}
+                upcoming = session.tracks[session.current + 1 :]
                 try:
                     await target.client.request("POST", _path(session_id, "play"), body)
+                    for track in upcoming:  # the rest of the queue follows, as before
+                        await target.client.request("POST", _path(session_id, "queue"), track)
+                    session.tracks, session.current = [body, *upcoming], 0
                 except NodeError as exc:
                     session.node = old
                     if exc.status in (0, 429):

@@ -8,7 +8,6 @@
 # token, cross-site and rebinding checks are the node's own (http_guards).
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -16,11 +15,11 @@ from aiohttp import web
 
 from ..control import NodeError
 from ..http_guards import refusal
+from ..json_body import MAX_BODY_BYTES, BodyError, decode_body
 from .pool import NodePool
 
 __all__ = ["build_pool_app"]
 
-MAX_BODY_BYTES = 64 * 1024  # the node's own limit (snowmux.node.api): a URL and a few numbers
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -40,6 +39,8 @@ def build_pool_app(pool: NodePool, token: str | None) -> web.Application:
         except NodeError as exc:
             # status 0: the node could not be reached at all (a gateway failure)
             return _error(exc.status or 502, exc.message)
+        except BodyError as exc:
+            return _error(exc.status, exc.message)
         except web.HTTPRequestEntityTooLarge:
             return _error(413, f"request body larger than {MAX_BODY_BYTES} bytes")
         except web.HTTPException as exc:
@@ -47,16 +48,26 @@ def build_pool_app(pool: NodePool, token: str | None) -> web.Application:
                 return _error(exc.status, exc.reason)
             raise
 
-    async def play(request: web.Request) -> web.Response:
-        try:
-            body: Any = await request.json(loads=json.loads)
-        except web.HTTPRequestEntityTooLarge:
-            raise
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return _error(400, "body must be a JSON object")
+    async def json_object(request: web.Request) -> dict[str, Any]:
+        body = decode_body(await request.read())
         if not isinstance(body, dict):
-            return _error(400, "body must be a JSON object")
+            raise BodyError(400, "body must be a JSON object")
+        return body
+
+    async def play(request: web.Request) -> web.Response:
+        body = await json_object(request)
         return web.json_response(await pool.play_body(request.match_info["session_id"], body))
+
+    async def update(request: web.Request) -> web.Response:
+        body = await json_object(request)
+        return web.json_response(await pool.update(request.match_info["session_id"], **body))
+
+    async def enqueue(request: web.Request) -> web.Response:
+        body = await json_object(request)
+        url = body.pop("url", None)
+        if not isinstance(url, str) or not url:
+            raise BodyError(400, '"url" (a non-empty string) is required')
+        return web.json_response(await pool.queue(request.match_info["session_id"], url, **body))
 
     def _action(action: str) -> Handler:
         async def handler(request: web.Request) -> web.Response:
@@ -80,6 +91,11 @@ def build_pool_app(pool: NodePool, token: str | None) -> web.Application:
     app.router.add_post("/session/{session_id}/pause", _action("pause"))
     app.router.add_post("/session/{session_id}/resume", _action("resume"))
     app.router.add_get("/session/{session_id}/status", _action("status"))
+    app.router.add_patch("/session/{session_id}", update)
+    app.router.add_post("/session/{session_id}/queue", enqueue)
+    app.router.add_get("/session/{session_id}/queue", _action("queue_list"))
+    app.router.add_delete("/session/{session_id}/queue", _action("clear_queue"))
+    app.router.add_post("/session/{session_id}/skip", _action("skip"))
     app.router.add_get("/sessions", list_sessions)
     app.router.add_get("/nodes", nodes)
     app.router.add_get("/health", health)

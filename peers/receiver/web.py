@@ -1,7 +1,8 @@
 # Strategy: the web playground (`snowmux route --web HOST:PORT`): a static page
 # shipped in the package (plain HTML + JS modules, no build step, no CDN),
 # the WebSocket sink on /ws, and /api/* endpoints that proxy the buttons to the
-# node's control API (or a NodePool's, with `route --node`). The browser never talks to the node, so the node's token
+# node's control API (or a NodePool's, with `route --node`; PATCH too: seek, volume,
+# filters). The browser never talks to the node, so the node's token
 # stays on this server; with --web-token, both subscribing and control need
 # the page's own token. Session IDs are checked with the codec's rules here
 # too, before anything is forwarded.
@@ -17,6 +18,7 @@ from aiohttp import web
 from snowmux.protocol import PAYLOAD_FORMATS, SessionIdError, validate_session_id
 
 from ..control import ControlClient, NodeError
+from ..json_body import BodyError, decode_body
 from .websocket import WebSocketHub
 
 if TYPE_CHECKING:
@@ -36,6 +38,14 @@ ACTIONS = ("play", "pause", "resume", "stop")
 
 def _error(status: int, message: str) -> web.Response:
     return web.json_response({"status": "error", "message": message}, status=status)
+
+
+async def _json_object(request: web.Request) -> dict[str, Any]:
+    """The request's JSON object, decoded within snowmux.json_body's bounds, or BodyError."""
+    body = decode_body(await request.read())
+    if not isinstance(body, dict):
+        raise BodyError(400, "body must be a JSON object")
+    return body
 
 
 def build_web_app(
@@ -70,9 +80,7 @@ def build_web_app(
             return _error(400, str(exc))
         try:
             if action == "play":
-                body: Any = await request.json() if request.can_read_body else {}
-                if not isinstance(body, dict):
-                    return _error(400, "body must be a JSON object")
+                body = await _json_object(request) if request.can_read_body else {}
                 audio_format = body.get("format", "web")
                 if audio_format not in PAYLOAD_FORMATS:
                     return _error(400, f"unknown format {audio_format!r}")
@@ -85,8 +93,52 @@ def build_web_app(
                 reply = await getattr(control, action)(session_id)
         except NodeError as exc:
             return _error(exc.status or 502, exc.message)
-        except ValueError:
-            return _error(400, "body must be JSON")
+        except BodyError as exc:
+            return _error(exc.status, exc.message)
+        return web.json_response(reply)
+
+    async def session_update(request: web.Request) -> web.Response:
+        """PATCH /api/session/{id}: the seek bar, volume slider and filter presets."""
+        if not authorized(request):
+            return _error(401, "missing or wrong token")
+        try:
+            session_id = validate_session_id(request.match_info["session_id"])
+            body = await _json_object(request)
+        except SessionIdError as exc:
+            return _error(400, str(exc))
+        except BodyError as exc:
+            return _error(exc.status, exc.message)
+        try:
+            reply = await control.update(session_id, **body)  # the node validates every field
+        except NodeError as exc:
+            return _error(exc.status or 502, exc.message)
+        return web.json_response(reply)
+
+    async def queue_action(request: web.Request) -> web.Response:
+        """The queue panel: add (POST), list (GET), clear (DELETE), skip (POST .../skip)."""
+        if not authorized(request):
+            return _error(401, "missing or wrong token")
+        try:
+            session_id = validate_session_id(request.match_info["session_id"])
+        except SessionIdError as exc:
+            return _error(400, str(exc))
+        try:
+            if request.match_info.get("action") == "skip":
+                reply = await control.skip(session_id)
+            elif request.method == "GET":
+                reply = await control.queue_list(session_id)
+            elif request.method == "DELETE":
+                reply = await control.clear_queue(session_id)
+            else:
+                body = await _json_object(request)
+                if not isinstance(body.get("url"), str):
+                    return _error(400, 'body must be a JSON object with a "url"')
+                fields = {k: v for k, v in body.items() if k != "url"}
+                reply = await control.queue(session_id, body["url"], **fields)
+        except NodeError as exc:
+            return _error(exc.status or 502, exc.message)
+        except BodyError as exc:
+            return _error(exc.status, exc.message)
         return web.json_response(reply)
 
     async def stats(request: web.Request) -> web.Response:
@@ -115,4 +167,7 @@ def build_web_app(
     app.router.add_get("/api/stats", stats)
     app.router.add_post("/api/session/{session_id}/{action:play|pause|resume|stop}", session_action)
     app.router.add_get("/api/session/{session_id}/{action:status}", session_action)
+    app.router.add_patch("/api/session/{session_id}", session_update)
+    app.router.add_route("*", "/api/session/{session_id}/queue", queue_action)
+    app.router.add_post("/api/session/{session_id}/{action:skip}", queue_action)
     return app
