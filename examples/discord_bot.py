@@ -4,7 +4,7 @@
     snowmux serve --media-root ~/music --allow-remote   # in another terminal
     DISCORD_TOKEN=... python examples/discord_bot.py
 
-Slash commands: /play url, /stop, /pause, /resume, /np. Each guild is one
+Slash commands: /play url, /queue url, /skip, /stop, /pause, /resume, /np. Each guild is one
 session on the node (its ID is the guild's ID); the node decodes and encodes,
 the bot only forwards the node's Opus packets to Discord (format
 ``opus-packets``: no re-encoding in this process).
@@ -21,8 +21,9 @@ Environment:
     DISCORD_GUILD    a guild ID: sync the commands there at once (while developing;
                      global commands can take up to an hour to appear)
 
-/queue is not here yet: the node plays one track per session, and /play
-replaces it. A queue command belongs beside /play once snowmux has a queue.
+/play replaces what the guild hears; /queue appends a track to the node's
+queue for the guild, which plays it gapless (or crossfaded) after the current
+one, with no gap for Discord's listeners: the stream never stops between tracks.
 """
 
 from __future__ import annotations
@@ -195,6 +196,11 @@ def clock(seconds: Any) -> str:
 )
 @app_commands.guild_only()
 async def play(interaction: Interaction, url: str) -> None:
+    await play_in_voice(interaction, url)
+
+
+async def play_in_voice(interaction: Interaction, url: str) -> None:
+    """Join the member's channel and play ``url`` there (what /play does)."""
     bot = interaction.client
     member = interaction.user
     channel = member.voice.channel if isinstance(member, discord.Member) and member.voice else None
@@ -226,6 +232,39 @@ async def play(interaction: Interaction, url: str) -> None:
         await interaction.followup.send(f"Cannot play {url}: {exc or 'the node did not start it'}")
         return
     await interaction.followup.send(f"Playing {url} in {channel.mention}")
+
+
+@app_commands.command(
+    description="Add a track after the current one (gapless); plays at once if idle"
+)
+@app_commands.describe(url="what /play takes")
+@app_commands.guild_only()
+async def queue(interaction: Interaction, url: str) -> None:
+    voice = voice_of(interaction)
+    source = voice.source if voice is not None else None
+    playing = isinstance(source, snowmux_discord.SessionAudioSource) and source.end_reason is None
+    if not playing or interaction.guild is None:
+        await play_in_voice(interaction, url)  # nothing playing: the queue starts with it
+        return
+    try:
+        reply = await interaction.client.control.queue(str(interaction.guild.id), url)
+    except NodeError as exc:
+        await interaction.response.send_message(f"Cannot queue {url}: {exc}", ephemeral=True)
+        return
+    await interaction.response.send_message(f"Queued {url} (track {reply.get('position')})")
+
+
+@app_commands.command(description="Skip to the next queued track")
+@app_commands.guild_only()
+async def skip(interaction: Interaction) -> None:
+    if interaction.guild is None:
+        return
+    try:
+        await interaction.client.control.skip(str(interaction.guild.id))
+    except NodeError as exc:
+        await interaction.response.send_message(f"Cannot skip: {exc}", ephemeral=True)
+        return
+    await interaction.response.send_message("Skipped.")
 
 
 @app_commands.command(description="Stop playing")
@@ -300,6 +339,8 @@ async def now_playing(interaction: Interaction) -> None:
 
 COMMANDS: tuple[app_commands.Command[Any, ..., None], ...] = (
     play,
+    queue,
+    skip,
     stop,
     pause,
     resume,

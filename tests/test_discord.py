@@ -311,6 +311,24 @@ async def test_two_guilds_hear_only_their_own_tone_at_50_packets_a_second(
 
 
 @pytest.mark.slow
+async def test_a_queue_plays_straight_through_one_player(
+    receiver: Receiver, control: ControlClient
+) -> None:
+    """Two queued tones: one AudioSource, one `after`, both tones, no end between them."""
+    voice = stub(GUILD_A)
+    source = await snowmux_discord.play(voice, receiver, control, "tone:440?seconds=1")
+    reply = await control.queue(str(GUILD_A), "tone:880?seconds=1")
+    assert reply["status"] == "queued"
+    await voice.wait_finished()
+    assert voice.plays == 1 and voice.after_calls == [None] and source.end_reason == "finished"
+    samples, counts = decode_opus_packets(voice.audio())
+    assert set(counts) == {960}
+    half = 48_000 // 2  # well inside each one-second track
+    assert dominant_frequency(samples[:half]) == pytest.approx(440, abs=5)
+    assert dominant_frequency(samples[-half - 12_000 : -12_000]) == pytest.approx(880, abs=5)
+
+
+@pytest.mark.slow
 async def test_an_error_playback_reaches_after_as_the_exception(
     node: NodeProcess, receiver: Receiver, control: ControlClient
 ) -> None:
@@ -467,7 +485,7 @@ def example(monkeypatch: pytest.MonkeyPatch) -> Any:
 async def test_the_example_bot_registers_its_slash_commands(example: Any) -> None:
     bot = example.SnowmuxBot(example.Settings(token="not-a-token"))
     commands = {command.name: command for command in bot.tree.get_commands()}
-    assert set(commands) == {"play", "stop", "pause", "resume", "np"}
+    assert set(commands) == {"play", "queue", "skip", "stop", "pause", "resume", "np"}
     assert [p.name for p in commands["play"].parameters] == ["url"]
     await bot.close()
 
