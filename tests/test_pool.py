@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from snowmux.control import NodeError
 from snowmux.protocol import AudioFrame, Decoder, Event
 from snowmux.protocol.auth import encode_auth
 from snowmux.receiver import NodeLoad, NodePool, Router, penalty
@@ -629,3 +630,57 @@ async def test_the_pool_api_guards_like_the_node(tmp_path: Path) -> None:
             assert status == 200 and reply["nodes"][0]["url"] == node.url
     finally:
         node.stop()
+
+
+@pytest.mark.slow
+async def test_pool_player_controls_and_queue_follow_a_move(tmp_path: Path) -> None:
+    """NodePool has the control client's PATCH and queue methods; a move keeps their effect."""
+    args = ("--token", TOKEN, "--codec-processes", "1")
+    first = NodeProcess(tmp_path / "a", *args, "--http", f"127.0.0.1:{free_port()}")
+    second = NodeProcess(tmp_path / "b", *args, "--http", f"127.0.0.1:{free_port()}")
+    for node in (first, second):
+        node.workdir.mkdir()
+        node.start()
+    recording = Recording()
+    router = Router()
+    router.register("q", recording)
+    try:
+        async with NodePool([first.url, second.url], router, token=TOKEN) as pool:
+            reply = await pool.queue("q", "tone:440?seconds=3", format="pcm")
+            assert reply["status"] == "queued"
+            home = reply["node"]
+            assert (await pool.queue("q", "tone:660?seconds=2"))["position"] == 1
+            status = await pool.volume("q", 0.5)
+            assert status["volume"] == 0.5 and status["node"] == home
+            await pool.seek("q", 1.0)
+            await wait_until(lambda: any(e.type == "seeked" for e in recording.events), 5, "seeked")
+            listing = await pool.queue_list("q")
+            assert [t["url"] for t in listing["tracks"]] == [
+                "tone:440?seconds=3",
+                "tone:660?seconds=2",
+            ]
+            with pytest.raises(NodeError) as unknown:
+                await pool.update("nobody", volume=1.0)
+            assert unknown.value.status == 404
+            await asyncio.sleep(0.5)
+            kill_node(first if home == first.url else second)
+            await wait_until(lambda: any(e.type == "moved" for e in recording.events), 8, "moved")
+            moved = next(e for e in recording.events if e.type == "moved")
+            assert moved.data["position_secs"] >= 1.0  # after the seek, not from 0
+            await wait_until(lambda: recording.events[-1].type == "ready", 8, "the new ready")
+            status = await pool.status("q")
+            assert status["node"] != home and status["volume"] == 0.5
+            listing = await pool.queue_list("q")  # the rest of the queue came along
+            assert [t["url"] for t in listing["tracks"]][-1] == "tone:660?seconds=2"
+            await pool.skip("q")
+            await wait_until(
+                lambda: any(
+                    e.type == "track_start" and e.data.get("url") == "tone:660?seconds=2"
+                    for e in recording.events
+                ),
+                8,
+                "the queued track after the move",
+            )
+    finally:
+        first.stop()
+        second.stop()
