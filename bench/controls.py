@@ -21,9 +21,34 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.node_helpers import NodeProcess, Recorder, call, play
+from snowmux.control import ControlClient
+from snowmux.protocol import AudioFrame, Event
+from snowmux.receiver import Endpoint, Receiver, Router
+from snowmux.testing import NodeProcess
 
 TARGET_MS = 600.0
+SESSION = "bench-ctl"
+
+
+class FrameLog:
+    """A sink that keeps one session's PCM frames and when each arrived."""
+
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []
+        self.times: list[float] = []
+
+    def on_frame(self, frame: AudioFrame) -> None:
+        self.frames.append(bytes(frame.payload))
+        self.times.append(time.monotonic())
+
+    def on_event(self, event: Event) -> None:
+        pass
+
+    def on_interrupted(self, reason: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def level(frame: bytes) -> float:
@@ -31,41 +56,46 @@ def level(frame: bytes) -> float:
     return float(np.sqrt(np.mean(samples**2)))
 
 
-async def trial(node: NodeProcess, rx: Recorder, volume: float) -> tuple[float, float]:
+async def trial(control: ControlClient, log: FrameLog, volume: float) -> tuple[float, float]:
     """(PATCH round trip, PATCH answer -> first frame at the new level) in seconds."""
-    seen = len(rx.frames("bench-ctl"))
+    seen = len(log.frames)
     asked = time.monotonic()
-    status, body = await call(node.url, "PATCH", "/session/bench-ctl", {"volume": volume})
+    await control.update(SESSION, volume=volume)
     answered = time.monotonic()
-    assert status == 200, body
-    full = level(bytes(rx.frames("bench-ctl")[0].payload))
+    full = level(log.frames[0])
     target = full * volume
     deadline = answered + 5
     while time.monotonic() < deadline:
-        frames = rx.frames("bench-ctl")
-        times = rx.frame_times("bench-ctl")
-        for index in range(seen, len(frames)):
+        for index in range(seen, len(log.frames)):
             # the ramp frame is halfway; the one after it is at the new level
-            if abs(level(bytes(frames[index].payload)) - target) < 0.05 * full:
-                return answered - asked, times[index] - answered
+            if abs(level(log.frames[index]) - target) < 0.05 * full:
+                return answered - asked, log.times[index] - answered
         await asyncio.sleep(0.005)
     raise RuntimeError("no frame at the new level within 5 s")
 
 
 async def run(trials: int, background: int) -> None:
     with tempfile.TemporaryDirectory() as workdir, NodeProcess(Path(workdir)) as node:
-        async with Recorder(node.socket_path) as rx:
+        log = FrameLog()
+        router = Router()
+        router.register(SESSION, log)
+        receiver = Receiver(Endpoint(unix_path=node.socket_path), router)
+        receiving = asyncio.create_task(receiver.run())
+        async with ControlClient(node.url) as control:
             for n in range(background):
-                await play(node.url, f"load-{n}", "tone:330?seconds=600", format="opus")
-            await play(node.url, "bench-ctl", "tone:440?seconds=600", format="pcm")
-            await rx.wait_for(lambda: len(rx.frames("bench-ctl")) > 60)
+                await control.play(f"load-{n}", "tone:330?seconds=600", format="opus")
+            await control.play(SESSION, "tone:440?seconds=600", format="pcm")
+            while len(log.frames) <= 60:
+                await asyncio.sleep(0.02)
             round_trips, latencies = [], []
             for index in range(trials):
-                rtt, latency = await trial(node, rx, 0.5 if index % 2 == 0 else 1.0)
+                rtt, latency = await trial(control, log, 0.5 if index % 2 == 0 else 1.0)
                 round_trips.append(rtt * 1000)
                 latencies.append(latency * 1000)
                 await asyncio.sleep(0.7)
-            _, health = await call(node.url, "GET", "/health")
+            health = await control.health()
+        receiver.stop()
+        await receiving
     latencies.sort()
     p95 = latencies[min(len(latencies) - 1, round(0.95 * (len(latencies) - 1)))]
     print(f"{trials} volume switches, {background} background sessions")

@@ -76,7 +76,9 @@ async def drain(socket_path: Path, stop: asyncio.Event) -> None:
 
 
 async def post(client: aiohttp.ClientSession, url: str, body: dict | None = None) -> dict:
-    async with client.post(url, json=body) as response:
+    # Always JSON, even without a body: the node answers 415 to any other type.
+    headers = {"Content-Type": "application/json"}
+    async with client.post(url, json=body, headers=headers) as response:
         reply: dict = await response.json()
         assert response.status == 200, reply
         return reply

@@ -120,3 +120,15 @@ def test_the_wheel_holds_only_the_snowmux_package(tmp_path: Path) -> None:
         assert required in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "snowmux = snowmux.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+
+
+def test_bench_and_fuzz_do_not_import_the_tests() -> None:
+    """Shared helpers ship in snowmux.testing / snowmux.protocol.testing, not in tests/."""
+    offenders = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for folder in ("bench", "fuzz")
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        for number, line in enumerate(path.read_text("utf-8").splitlines(), 1)
+        if line.lstrip().startswith(("from tests", "import tests"))
+    ]
+    assert not offenders, offenders
