@@ -15,7 +15,7 @@ import aiohttp
 
 from .defaults import MEDIA_OPEN_TIMEOUT_SECONDS, NODE_URL
 
-__all__ = ["ControlClient", "NodeError"]
+__all__ = ["ControlClient", "NodeError", "play_body", "session_path"]
 
 # A play opens and probes its media before answering; the node gives up on a
 # remote source after MEDIA_OPEN_TIMEOUT_SECONDS, so wait that long plus slack.
@@ -29,6 +29,23 @@ class NodeError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+def session_path(session_id: str, action: str) -> str:
+    """The API path of ``action`` on a session; the ID percent-encoded (it may hold '/')."""
+    return f"/session/{quote(session_id, safe='')}/{action}"
+
+
+def play_body(
+    url: str, format: str | None = None, start_at: float | None = None, **extra: Any
+) -> dict[str, Any]:
+    """The JSON body of a play: ``url`` and the fields given (None means the node's default)."""
+    body: dict[str, Any] = {"url": url, **extra}
+    if format is not None:
+        body["format"] = format
+    if start_at is not None:
+        body["start_at"] = start_at
+    return body
 
 
 class ControlClient:
@@ -79,10 +96,6 @@ class ControlClient:
         except aiohttp.ClientError as exc:
             raise NodeError(0, f"cannot reach the node at {self.node_url}: {exc}") from None
 
-    @staticmethod
-    def _path(session_id: str, action: str) -> str:
-        return f"/session/{quote(session_id, safe='')}/{action}"
-
     async def play(
         self,
         session_id: str,
@@ -91,24 +104,20 @@ class ControlClient:
         start_at: float | None = None,
         **extra: Any,
     ) -> dict[str, Any]:
-        body: dict[str, Any] = {"url": url, **extra}
-        if format is not None:
-            body["format"] = format
-        if start_at is not None:
-            body["start_at"] = start_at
-        reply: dict[str, Any] = await self.request("POST", self._path(session_id, "play"), body)
+        body = play_body(url, format, start_at, **extra)
+        reply: dict[str, Any] = await self.request("POST", session_path(session_id, "play"), body)
         return reply
 
     async def stop(self, session_id: str) -> dict[str, Any]:
-        reply: dict[str, Any] = await self.request("POST", self._path(session_id, "stop"))
+        reply: dict[str, Any] = await self.request("POST", session_path(session_id, "stop"))
         return reply
 
     async def pause(self, session_id: str) -> dict[str, Any]:
-        reply: dict[str, Any] = await self.request("POST", self._path(session_id, "pause"))
+        reply: dict[str, Any] = await self.request("POST", session_path(session_id, "pause"))
         return reply
 
     async def resume(self, session_id: str) -> dict[str, Any]:
-        reply: dict[str, Any] = await self.request("POST", self._path(session_id, "resume"))
+        reply: dict[str, Any] = await self.request("POST", session_path(session_id, "resume"))
         return reply
 
     async def update(self, session_id: str, /, **fields: Any) -> dict[str, Any]:
@@ -140,26 +149,26 @@ class ControlClient:
         format differs from the playing one.
         """
         body = {"url": url, **fields}
-        reply: dict[str, Any] = await self.request("POST", self._path(session_id, "queue"), body)
+        reply: dict[str, Any] = await self.request("POST", session_path(session_id, "queue"), body)
         return reply
 
     async def queue_list(self, session_id: str) -> dict[str, Any]:
         """``{"tracks": [...], "current": index, "crossfade_ms": ms}``."""
-        reply: dict[str, Any] = await self.request("GET", self._path(session_id, "queue"))
+        reply: dict[str, Any] = await self.request("GET", session_path(session_id, "queue"))
         return reply
 
     async def clear_queue(self, session_id: str) -> dict[str, Any]:
         """Drop the upcoming tracks (the current one plays on)."""
-        reply: dict[str, Any] = await self.request("DELETE", self._path(session_id, "queue"))
+        reply: dict[str, Any] = await self.request("DELETE", session_path(session_id, "queue"))
         return reply
 
     async def skip(self, session_id: str) -> dict[str, Any]:
         """End the current track now: the next one follows, gapless or crossfaded."""
-        reply: dict[str, Any] = await self.request("POST", self._path(session_id, "skip"))
+        reply: dict[str, Any] = await self.request("POST", session_path(session_id, "skip"))
         return reply
 
     async def status(self, session_id: str | None = None) -> dict[str, Any]:
-        path = self._path(session_id, "status") if session_id else "/sessions"
+        path = session_path(session_id, "status") if session_id else "/sessions"
         reply: dict[str, Any] = await self.request("GET", path)
         return reply
 

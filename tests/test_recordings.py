@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -16,16 +14,14 @@ from snowmux.protocol import AudioFrame, Event
 from snowmux.receiver.files import FileSink
 from snowmux.receiver.ogg import OggRebaser
 
-from .audio_checks import ffprobe
+from .audio_checks import ffprobe, opusinfo
 from .node_helpers import NodeProcess, Recorder, RouteProcess, play
 
 pytestmark = pytest.mark.slow
 
 
 def opusinfo_seconds(path: Path) -> float:
-    if not shutil.which("opusinfo"):
-        pytest.skip("opusinfo is missing: install Debian's opus-tools")
-    report = subprocess.run(["opusinfo", str(path)], capture_output=True, text=True).stdout
+    report = opusinfo(path)  # skips when opus-tools is missing
     assert "WARNING" not in report, report
     match = re.search(r"Playback length: (\d+)m:([\d.]+)s", report)
     assert match, report

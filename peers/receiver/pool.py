@@ -23,12 +23,11 @@ from collections.abc import AsyncIterator, Coroutine, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from snowmux.protocol import AudioFrame, Event, SessionIdError, validate_session_id
 
 from ..audio_format import FRAME_SECONDS, OPUS_SILENCE, SAMPLE_RATE
-from ..control import ControlClient, NodeError
+from ..control import ControlClient, NodeError, play_body, session_path
 from ..defaults import NODE_URL
 from .connection import Endpoint
 from .penalty import penalty
@@ -62,10 +61,6 @@ class NoNodeUp(NodeError):
 
     def __init__(self) -> None:
         super().__init__(503, "no node of the pool is up")
-
-
-def _path(session_id: str, action: str) -> str:
-    return f"/session/{quote(session_id, safe='')}/{action}"
 
 
 def _is_ogg_header(payload: bytes | memoryview) -> bool:
@@ -226,12 +221,7 @@ class NodePool:
         start_at: float | None = None,
         **extra: Any,
     ) -> dict[str, Any]:
-        body: dict[str, Any] = {"url": url, **extra}
-        if format is not None:
-            body["format"] = format
-        if start_at is not None:
-            body["start_at"] = start_at
-        return await self.play_body(session_id, body)
+        return await self.play_body(session_id, play_body(url, format, start_at, **extra))
 
     async def play_body(self, session_id: str, body: dict[str, Any]) -> dict[str, Any]:
         """POST /play with this JSON body on the session's node (or the best one)."""
@@ -253,7 +243,7 @@ class NodePool:
             self.sessions[session_id] = session  # before the POST: its `ready` may come first
             try:
                 reply: dict[str, Any] = await node.client.request(
-                    "POST", _path(session_id, "play"), body
+                    "POST", session_path(session_id, "play"), body
                 )
             except NodeError as exc:
                 if self.sessions.get(session_id) is session:
@@ -383,7 +373,7 @@ class NodePool:
             session.paused = action == "pause"  # applied when the move lands
             state = "paused" if session.paused else "playing"
             return {"status": state, "session_id": session_id, "node": session.node.url}
-        reply = await session.node.client.request("POST", _path(session_id, action))
+        reply = await session.node.client.request("POST", session_path(session_id, action))
         session.paused = reply.get("status") == "paused"
         return {**reply, "node": session.node.url}
 
@@ -642,9 +632,11 @@ class NodePool:
                 body = {**session.body, "start_at": position}
                 upcoming = session.tracks[session.current + 1 :]
                 try:
-                    await target.client.request("POST", _path(session_id, "play"), body)
+                    await target.client.request("POST", session_path(session_id, "play"), body)
                     for track in upcoming:  # the rest of the queue follows, as before
-                        await target.client.request("POST", _path(session_id, "queue"), track)
+                        await target.client.request(
+                            "POST", session_path(session_id, "queue"), track
+                        )
                     session.tracks, session.current = [body, *upcoming], 0
                 except NodeError as exc:
                     session.node = old
@@ -680,4 +672,4 @@ class NodePool:
     async def _quietly(node: PooledNode, action: str, session_id: str) -> None:
         """A control call whose failure changes nothing (the node is gone or the session ended)."""
         with contextlib.suppress(NodeError):
-            await node.client.request("POST", _path(session_id, action))
+            await node.client.request("POST", session_path(session_id, action))
