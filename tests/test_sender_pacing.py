@@ -1,12 +1,10 @@
-"""Pacing: due times without drift, prebuffer burst, shared wake-up slots."""
+"""Pacing: due times without drift, prebuffer burst, lateness percentiles."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
-from snowmux.node.pacing import LatenessWindow, Pacer, Ticker
+from snowmux.node.pacing import LatenessWindow, Pacer
 
 
 class FakeClock:
@@ -29,24 +27,6 @@ def test_due_times_follow_the_anchor_after_the_burst() -> None:
     clock.now = 200.0
     pacer.restart(1000)  # resume: a new burst from the next frame
     assert pacer.due(1000) == 200.0 and pacer.due(1026) == pytest.approx(200.02)
-
-
-async def test_ticker_wakes_sleepers_of_one_slot_together_and_isolates_cancellation() -> None:
-    ticker = Ticker(resolution=0.01)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 0.03
-    woken: list[float] = []
-
-    async def sleeper() -> None:
-        await ticker.sleep_until(deadline)
-        woken.append(loop.time())
-
-    tasks = [asyncio.create_task(sleeper()) for _ in range(5)]
-    await asyncio.sleep(0)
-    tasks[0].cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    assert len(woken) == 4
-    assert min(woken) >= deadline and max(woken) - min(woken) < 0.005
 
 
 def test_lateness_window_percentiles() -> None:

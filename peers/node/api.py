@@ -231,6 +231,7 @@ def build_app(
                     "active": len(active),
                     "playing": sum(p.state is PlaybackState.PLAYING for p in active),
                     "paused": sum(p.state is PlaybackState.PAUSED for p in active),
+                    "passthrough": sum(p.passthrough for p in active),
                     "max": sessions.max_sessions,
                 },
                 "totals": {

@@ -41,7 +41,7 @@ from .controls import NO_END, PlaybackControl
 from .encoders import StreamEvent
 from .filters import FilterStage
 from .media import MediaSource
-from .pipeline import MediaError
+from .pipeline import DecodedAudio, MediaError
 from .play_request import PlayRequest
 from .queue import AppendTrack, ClearQueue, QueuedTrack, QueueOp, SkipTrack, TrackReader
 
@@ -82,8 +82,9 @@ class Chain:
         """The current track's source position (seconds) after the last block taken."""
         return self._current.next_sample / SAMPLE_RATE
 
-    def open(self) -> float | None:
-        duration = self._current.open()
+    def open(self, opened: DecodedAudio | None = None) -> float | None:
+        """Open the first track (``opened``: its source past open_stream(), adopted)."""
+        duration = self._current.open(opened)
         if self._queued:
             self._announce_start(self._current, 0)
         return duration

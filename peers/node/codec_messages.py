@@ -43,11 +43,16 @@ class OpenRequest(NamedTuple):
 
 
 class TakeRequest(NamedTuple):
-    """Up to ``max_payloads`` next payloads of ``playback``."""
+    """Up to ``max_payloads`` next payloads of ``playback``.
+
+    ``deadline``: the monotonic time at which the playback's buffer runs dry,
+    or None for a starting playback's prebuffer (see codec_schedule.py).
+    """
 
     seq: int
     playback: int
     max_payloads: int
+    deadline: float | None = None
 
 
 class ControlRequest(NamedTuple):
@@ -56,6 +61,7 @@ class ControlRequest(NamedTuple):
     seq: int
     playback: int
     control: PlaybackControl
+    resume_at: float | None = None  # a passthrough restarts here (see Opened.restartable)
 
 
 class QueueRequest(NamedTuple):
@@ -64,6 +70,7 @@ class QueueRequest(NamedTuple):
     seq: int
     playback: int
     op: QueueOp
+    resume_at: float | None = None  # a passthrough restarts here (see Opened.restartable)
 
 
 class CloseRequest(NamedTuple):
@@ -76,8 +83,17 @@ class Quit(NamedTuple):
 
 
 class Opened(NamedTuple):
+    """The playback is open; ``passthrough``: its Opus packets are forwarded ([P8]).
+
+    ``restartable``: its payloads carry no state from one to the next (raw
+    passthrough packets), so the node may drop what it has buffered and have a
+    control restart them at the position of the first payload it dropped.
+    """
+
     seq: int
     duration: float | None
+    passthrough: bool = False
+    restartable: bool = False
 
 
 class OpenFailed(NamedTuple):

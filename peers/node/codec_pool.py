@@ -148,7 +148,8 @@ class CodecPool:
             worker.playbacks -= 1
             raise
         if isinstance(reply, Opened):
-            return RemotePipeline(self, worker, playback), reply.duration
+            pipeline = RemotePipeline(self, worker, playback, reply.passthrough, reply.restartable)
+            return pipeline, reply.duration
         worker.playbacks -= 1
         if isinstance(reply, OpenFailed):
             raise MediaError(reply.message, reply.problem)
@@ -171,41 +172,62 @@ class CodecPool:
 class RemotePipeline:
     """One playback's payload generator, living in a codec worker."""
 
-    def __init__(self, pool: CodecPool, worker: _Worker, playback: int) -> None:
+    def __init__(
+        self,
+        pool: CodecPool,
+        worker: _Worker,
+        playback: int,
+        passthrough: bool = False,
+        restartable: bool = False,
+    ) -> None:
+        self.passthrough = passthrough  # Opus packets forwarded, not transcoded (SPEC.md [P8])
+        self.restartable = restartable  # see codec_messages.Opened
         self._pool = pool
         self._worker = worker
         self._playback = playback
         self._closed = False
 
-    async def take(self, count: int) -> tuple[list[Payload], str | None]:
-        """Up to ``count`` payloads ([] at the end) and the decode error that ended them, if any."""
+    async def take(
+        self, count: int, deadline: float | None = None
+    ) -> tuple[list[Payload], str | None]:
+        """Up to ``count`` payloads ([] at the end) and the decode error that ended them, if any.
+
+        ``deadline``: when the playback runs dry (monotonic), None for a prebuffer.
+        """
         if not self._worker.alive:
             return [], WORKER_CRASHED
         playback = self._playback
-        reply = await self._pool.ask(self._worker, lambda seq: TakeRequest(seq, playback, count))
+        reply = await self._pool.ask(
+            self._worker, lambda seq: TakeRequest(seq, playback, count, deadline)
+        )
         if not isinstance(reply, Batch):
             raise MediaError(f"codec worker answered {type(reply).__name__} to a take")
         return [Payload(*fields) for fields in reply.payloads], reply.error
 
-    async def control(self, control: PlaybackControl) -> None:
-        """Apply a control at the playback's next frame boundary; MediaError if it failed."""
+    async def control(self, control: PlaybackControl, resume_at: float | None = None) -> None:
+        """Apply a control at the playback's next frame boundary; MediaError if it failed.
+
+        ``resume_at``: a restartable playback restarts there (the node dropped the rest).
+        """
         if not self._worker.alive:
             raise MediaError(WORKER_CRASHED)
         playback = self._playback
         reply = await self._pool.ask(
-            self._worker, lambda seq: ControlRequest(seq, playback, control)
+            self._worker, lambda seq: ControlRequest(seq, playback, control, resume_at)
         )
         if not isinstance(reply, Controlled):
             raise MediaError(f"codec worker answered {type(reply).__name__} to a control")
         if reply.error is not None:
             raise MediaError(reply.error)
 
-    async def queue(self, op: QueueOp) -> None:
+    async def queue(self, op: QueueOp, resume_at: float | None = None) -> None:
         """Apply a queue operation at the next frame boundary; MediaError if refused."""
         if not self._worker.alive:
             raise MediaError(WORKER_CRASHED)
         playback = self._playback
-        reply = await self._pool.ask(self._worker, lambda seq: QueueRequest(seq, playback, op))
+        reply = await self._pool.ask(
+            self._worker, lambda seq: QueueRequest(seq, playback, op, resume_at)
+        )
         if not isinstance(reply, Controlled):
             raise MediaError(f"codec worker answered {type(reply).__name__} to a queue request")
         if reply.error is not None:

@@ -21,9 +21,13 @@ from ..audio_format import FRAME_SAMPLES, SAMPLE_RATE, split_ogg_pages
 
 __all__ = [
     "DEFAULT_BITRATES",
+    "OGG_HEADER_PAGES",
+    "OPUS_ENCODER_DELAY",
+    "OggCapture",
     "Payload",
     "StreamEvent",
     "encode_payloads",
+    "opus_packets",
 ]
 
 # SPEC.md [P4]: opus 128 kb/s; web 256 kb/s, transparent for music in a browser.
@@ -32,6 +36,9 @@ DEFAULT_BITRATES = {
     PayloadFormat.WEB: 256_000,
     PayloadFormat.OPUS_PACKETS: 128_000,
 }
+# libopus's lookahead at 48 kHz (its initial padding): decoded sample n of the
+# packets is input sample n - 312 (tests/test_sender_passthrough.py checks it).
+OPUS_ENCODER_DELAY = 312
 OGG_HEADER_PAGES = 2  # OpusHead and OpusTags (RFC 7845, section 3)
 _TIME_BASE = Fraction(1, SAMPLE_RATE)
 
@@ -51,7 +58,7 @@ class Payload:
     events: tuple[StreamEvent, ...] = ()  # sent before this payload
 
 
-class _Capture(io.RawIOBase):
+class OggCapture(io.RawIOBase):
     """A write-only file object that keeps what the Ogg muxer writes."""
 
     def __init__(self) -> None:
@@ -79,7 +86,12 @@ def _opus_options(codec_context: Any, bitrate: int) -> None:
     codec_context.options = {"frame_duration": "20", "application": "audio", "vbr": "on"}
 
 
-def _opus_packets(frames: Iterator[bytes], bitrate: int) -> Iterator[Payload]:
+def opus_packets(frames: Iterator[bytes], bitrate: int) -> Iterator[bytes]:
+    """One raw 20 ms libopus packet per frame (and the encoder's tail at the end).
+
+    The decoded packets lag the frames by OPUS_ENCODER_DELAY samples, which an
+    Ogg stream's pre-skip hides and a raw packet stream does not.
+    """
     codec = av.CodecContext.create("libopus", "w")
     codec.sample_rate = SAMPLE_RATE
     codec.layout = "stereo"
@@ -88,13 +100,17 @@ def _opus_packets(frames: Iterator[bytes], bitrate: int) -> Iterator[Payload]:
     _opus_options(codec, bitrate)
     for index, block in enumerate(frames):
         for packet in codec.encode(_pcm_frame(block, index)):
-            yield Payload(bytes(packet))
+            yield bytes(packet)
     for packet in codec.encode(None):
-        yield Payload(bytes(packet))
+        yield bytes(packet)
+
+
+def _opus_packets(frames: Iterator[bytes], bitrate: int) -> Iterator[Payload]:
+    return (Payload(packet) for packet in opus_packets(frames, bitrate))
 
 
 def _ogg_pages(frames: Iterator[bytes], bitrate: int) -> Iterator[Payload]:
-    capture = _Capture()
+    capture = OggCapture()
     container = av.open(capture, "w", format="ogg", options={"page_duration": "20000"})
     stream = container.add_stream("libopus", rate=SAMPLE_RATE, layout="stereo")
     _opus_options(stream.codec_context, bitrate)

@@ -4,54 +4,21 @@
 # frames go out as a burst, and because due times are computed from the
 # anchor rather than from the previous send, errors never accumulate. Pause
 # and resume re-anchor (a resumed playback gets a new prebuffer burst, since
-# the receiver played its buffer out meanwhile).
+# the receiver played its buffer out meanwhile). The node's one clock
+# (clock.py) wakes every 20 ms grid point and asks each playback what is due.
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 from collections.abc import Callable
 
 from ..audio_format import FRAME_SECONDS
 
-__all__ = ["LATE_AFTER_SECONDS", "LatenessWindow", "Pacer", "Ticker"]
+__all__ = ["LATE_AFTER_SECONDS", "LatenessWindow", "Pacer"]
 
 # A frame more than one frame period behind its due time counts as late: the
 # receiver's jitter buffer has then lost a whole frame of margin.
 LATE_AFTER_SECONDS = FRAME_SECONDS
-
-
-# Wake-ups are shared in 2 ms slots: 200 paced sessions then cost at most 500
-# event-loop wake-ups a second instead of 10,000, and each wake-up is a fight
-# for a core with the codec workers. 2 ms is well inside the 10 ms p99
-# lateness budget and invisible behind a 500 ms prebuffer.
-TICK_SECONDS = 0.002
-
-
-class Ticker:
-    """asyncio sleeps that share one timer per TICK_SECONDS slot."""
-
-    def __init__(self, resolution: float = TICK_SECONDS) -> None:
-        self.resolution = resolution
-        self._slots: dict[int, list[asyncio.Future[None]]] = {}
-
-    async def sleep_until(self, deadline: float) -> None:
-        """Sleep until the first slot boundary at or after ``deadline`` (loop time)."""
-        loop = asyncio.get_running_loop()
-        slot = math.ceil(deadline / self.resolution)
-        sleepers = self._slots.get(slot)
-        if sleepers is None:
-            sleepers = self._slots[slot] = []
-            loop.call_at(slot * self.resolution, self._fire, slot)
-        # One future per sleeper: cancelling one sleeper never wakes the others.
-        future = loop.create_future()
-        sleepers.append(future)
-        await future
-
-    def _fire(self, slot: int) -> None:
-        for future in self._slots.pop(slot):
-            if not future.done():
-                future.set_result(None)
 
 
 class Pacer:
@@ -59,37 +26,35 @@ class Pacer:
         self,
         prebuffer_frames: int,
         clock: Callable[[], float] = time.monotonic,
-        ticker: Ticker | None = None,
+        grid: float | None = None,
     ) -> None:
         self.prebuffer_frames = prebuffer_frames
         self._clock = clock
-        self._ticker = ticker
+        self._grid = grid
         self._anchor = clock()
         self._base = 0
 
     def restart(self, next_index: int) -> None:
-        """Anchor the schedule now, with frame ``next_index`` first (start/resume)."""
-        self._anchor = self._clock()
+        """Anchor the schedule now, with frame ``next_index`` first (start/resume).
+
+        With a ``grid`` (clock.py), the anchor is the first grid point at or
+        after now, so the due times of all playbacks coincide.
+        """
+        now = self._clock()
+        self._anchor = now if self._grid is None else math.ceil(now / self._grid) * self._grid
         self._base = next_index
 
     def due(self, index: int) -> float:
         ahead = max(0, index - self._base - self.prebuffer_frames)
         return self._anchor + ahead * FRAME_SECONDS
 
+    def since_start(self, index: int) -> int:
+        """How many frames frame ``index`` comes after the last start or resume."""
+        return index - self._base
+
     def in_burst(self, index: int) -> bool:
         """Whether frame ``index`` belongs to the prebuffer burst after the anchor."""
         return index - self._base < self.prebuffer_frames
-
-    async def wait(self, index: int) -> float:
-        """Sleep until frame ``index`` is due; return how late we are (seconds, >= 0)."""
-        due = self.due(index)
-        delay = due - self._clock()
-        if delay > 0:
-            if self._ticker is not None:
-                await self._ticker.sleep_until(asyncio.get_running_loop().time() + delay)
-            else:
-                await asyncio.sleep(delay)
-        return max(0.0, self._clock() - due)
 
 
 class LatenessWindow:
@@ -105,8 +70,9 @@ class LatenessWindow:
         self._slot_second = [-1] * seconds
         self.max_ms = 0.0
 
-    def add(self, lateness_seconds: float) -> None:
-        second = int(self._clock())
+    def add(self, lateness_seconds: float, now: float | None = None) -> None:
+        """Count one frame's lateness (``now``: the caller's reading of the clock, if any)."""
+        second = int(self._clock() if now is None else now)
         slot = second % self._slots
         if self._slot_second[slot] != second:
             self._histograms[slot] = [0] * self.BINS

@@ -88,10 +88,14 @@ class TrackReader:
     def index(self) -> int:
         return self.track.index
 
-    def open(self) -> float | None:
-        """Open at start_at; a failure is kept in ``error`` (and raised)."""
+    def open(self, opened: DecodedAudio | None = None) -> float | None:
+        """Open at start_at; a failure is kept in ``error`` (and raised).
+
+        ``opened``: this track's source already past DecodedAudio.open_stream()
+        (the codec worker looked at its stream first), which is adopted.
+        """
         try:
-            self._reopen(self.track.play.start_at)
+            self._reopen(self.track.play.start_at, opened)
         except MediaError as exc:
             self.error = str(exc)
             self._exhausted = True
@@ -122,9 +126,13 @@ class TrackReader:
             self.error = f"cannot open {self.track.source.url}: {exc}"
             self._exhausted = True
 
-    def _reopen(self, position: float) -> None:
-        audio = DecodedAudio(self.track.source, position)
-        self.duration = audio.open()  # raises MediaError: the old source then stays
+    def _reopen(self, position: float, opened: DecodedAudio | None = None) -> None:
+        if opened is None:
+            audio = DecodedAudio(self.track.source, position)
+            self.duration = audio.open()  # raises MediaError: the old source then stays
+        else:
+            audio = opened
+            self.duration = audio.start_decoding()
         self._close_audio()  # not close(): this may run in the prefetch thread
         self._audio = audio
         self._blocks = audio.pcm()

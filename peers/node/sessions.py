@@ -2,8 +2,10 @@
 # maps to its current playback; play on X ends only X's playback (finished
 # "replaced") and starts a new one. Every end (finished, stopped, replaced,
 # error) is decided synchronously on the event loop: the state flips, the
-# closing frames and event are queued, and the playback's task is cancelled,
-# so once the end event is queued no frame of that playback can follow it.
+# closing frames and event are queued, the playback leaves the node's pacing
+# clock and its task is cancelled, so once the end event is queued no frame
+# of that playback can follow it. Paced playbacks send from the clock's tick
+# (clock.py), not from a task per frame; --no-pace keeps a task loop.
 # Decoding runs in codec worker processes (CodecPool); one playback's failure
 # is caught in its own task and never reaches another session. Live
 # controls (PATCH: seek, volume, filters, end_at) go to the playback's chain
@@ -13,7 +15,11 @@
 # fails after STUCK_GIVE_UP_SECONDS more. A playback may hold a queue of
 # tracks (queue.py): they play in its one chain, so the stream never
 # restarts between them; the node learns which track is current from the
-# track_start/track_end events that pass by with the payloads. The play
+# track_start/track_end events that pass by with the payloads. Refills tell
+# the codec worker when the playback would run dry, so a burst of new plays
+# queues behind the refills that playing sessions need now ([P3]). A
+# playback may pass its source's Opus packets through ([P8]); a control then
+# switches it to transcoding in the worker (codec_worker.py). The play
 # request waits for `opened()`: the worker has opened the media and decoded
 # its first block, or failed with a MediaProblem the API turns into 404/422
 # ([A4]); the `error` event goes to the receivers either way.
@@ -31,12 +37,13 @@ from snowmux.protocol import FinishReason, PayloadFormat, encode_event, encode_f
 
 from ..audio_format import FRAME_SECONDS, OPUS_SILENCE
 from ..defaults import SILENCE_FRAMES, STUCK_THRESHOLD_MS
+from .clock import GRID_EPSILON, PacingClock
 from .codec_pool import CodecPool
 from .controls import NO_END, PlaybackControl
 from .encoders import Payload
 from .hub import ReceiverHub
 from .media import MediaSource
-from .pacing import LATE_AFTER_SECONDS, LatenessWindow, Pacer, Ticker
+from .pacing import LATE_AFTER_SECONDS, LatenessWindow, Pacer
 from .pipeline import MediaError
 from .play_request import PlayRequest
 from .queue import AppendTrack, ClearQueue, QueuedTrack, QueueOp, SkipTrack
@@ -74,6 +81,13 @@ ACTIVE_STATES = frozenset({PlaybackState.STARTING, PlaybackState.PLAYING, Playba
 KEEP_ENDED = 1024  # ended playbacks kept for /status; bounds the registry
 STUCK_THRESHOLD_SECONDS = STUCK_THRESHOLD_MS / 1000  # Lavalink's default, in defaults.py
 STUCK_GIVE_UP_SECONDS = 30.0  # after `stuck`, this much more silence ends the playback
+# A paused playback needs no refill: its deadline is put far away, behind every
+# playing session's (codec_schedule.py), but finite so it is still served.
+PAUSED_DEADLINE_SECONDS = 60.0
+# For its prebuffer and first second after it, a playback asks the codec workers
+# without a deadline, so a burst of new plays queues behind the refills that
+# playing sessions need now; its receiver still holds the prebuffer meanwhile.
+STARTUP_FRAMES = round(1.0 / FRAME_SECONDS)
 
 
 class UnknownSession(KeyError):
@@ -115,7 +129,7 @@ class NodeContext:
     progress_every_frames: int
     stats: NodeStats
     stuck_threshold: float = STUCK_THRESHOLD_SECONDS
-    ticker: Ticker = field(default_factory=Ticker)
+    clock: PacingClock = field(default_factory=PacingClock)
     background: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
@@ -148,12 +162,13 @@ class Playback:
         self.late_max_ms = 0.0
         self.audio_frames = 0
         self.header_pages: list[bytes] = []
+        self.passthrough = False  # SPEC.md [P8]: source Opus packets forwarded as they are
         self.created = time.monotonic()
         self.ready_sent = False
         self._silent_since_pause = False
         self._resume = asyncio.Event()
         self._resume.set()
-        self._pacer = Pacer(node.prebuffer_frames, ticker=node.ticker)
+        self._pacer = Pacer(node.prebuffer_frames, grid=node.clock.period)
         self._task: asyncio.Task[None] | None = None
         self._opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._position = request.start_at  # source position after the last frame sent
@@ -167,6 +182,13 @@ class Playback:
         self.tracks: list[dict[str, Any]] = [_track_info(0, request, self.duration, "playing")]
         self.current_track = 0
         self._give_up: asyncio.TimerHandle | None = None  # armed by `stuck`
+        self._stuck_timer: asyncio.TimerHandle | None = None  # armed while starved (paced)
+        # Paced by the node's clock (clock.py): the payload not yet due, and the
+        # future that the end of the source resolves.
+        self._pending: Payload | None = None
+        self._done: asyncio.Future[None] | None = None
+        # progress every N frames; 0 (off) becomes a period no playback reaches
+        self._progress_every = node.progress_every_frames or 1 << 62
 
     # -- state --------------------------------------------------------------
 
@@ -196,6 +218,7 @@ class Playback:
             "frames_dropped": self.frames_dropped,
             "frames_late": self.frames_late,
             "late_max_ms": round(self.late_max_ms, 2),
+            "passthrough": self.passthrough,
             "error": self.error,
         }
 
@@ -226,6 +249,7 @@ class Playback:
         if self.state is PlaybackState.PLAYING:
             self.state = PlaybackState.PAUSED
             self._resume.clear()
+            self._fed()  # a paused playback is not stuck
             self._send_silence()
             log.info("session %s paused at %.2fs", self.session_id, self.position_secs)
 
@@ -235,6 +259,7 @@ class Playback:
             self._pacer.restart(self.audio_frames)
             self._silent_since_pause = False
             self._resume.set()
+            self._pump()  # the new prebuffer burst goes now, not at the next tick
             log.info("session %s resumed at %.2fs", self.session_id, self.position_secs)
 
     async def update(self, control: PlaybackControl) -> None:
@@ -248,7 +273,8 @@ class Playback:
             if source is None:
                 self._early_controls.append(control)
             else:
-                await source.control(control)
+                await source.control(control, self._restart_point)
+            self.passthrough = False  # the worker transcodes from now on ([P8])
         if control.volume is not None:
             self.volume = control.volume
         if control.filters is not None:
@@ -281,6 +307,8 @@ class Playback:
             self._send_silence()
         self._event(event_type, **fields)
         self._settle_open()
+        self.node.clock.discard(self)
+        self._fed()
         self._resume.set()
         task = self._task
         if task is not None and task is not asyncio.current_task():
@@ -345,13 +373,16 @@ class Playback:
             return
         if probed is not None:
             self.duration = probed
-        source = PayloadSource(pipeline)
+        self.passthrough = pipeline.passthrough
+        source = PayloadSource(pipeline, self._refill_deadline)
         try:
             for early in self._early_controls:
                 if isinstance(early, PlaybackControl):
                     await source.control(early)
                 else:
                     await source.queue(early)
+            if self._early_controls:
+                self.passthrough = False  # they switched it to transcoding ([P8])
             self._early_controls.clear()
             self._source = source
             await self._play(source)
@@ -382,38 +413,110 @@ class Playback:
             self.request.start_at,
         )
         self._pacer.restart(0)
+        if self.node.pace:
+            await self._play_paced(source, first)
+            return
         payload = first
-        progress_every = self.node.progress_every_frames
         while payload is not None:
-            for event in payload.events:
-                self._track_event(event.type, event.fields)
-                self._event(event.type, **event.fields)
-            if not payload.data:
-                payload = await self._next(source)
-                continue  # events only (a track_end after the last frame)
-            if payload.is_header:
-                self.header_pages.append(payload.data)
-                self._send(payload.data, droppable=False)
-            else:
-                lateness = await self._wait_until_due()
+            if payload.data and not payload.is_header:
+                await self._wait_for_room()
                 if not self.active:  # belt and braces: cancellation normally stops us first
                     return
-                self._send(payload.data)
-                self.audio_frames += 1
-                if self.audio_frames == 1 and self.node.stats.observe_first_frame is not None:
-                    self.node.stats.observe_first_frame(time.monotonic() - self.created)
-                if payload.position is not None:
-                    self._position = payload.position
-                else:
-                    self._position += FRAME_SECONDS
-                self._record_lateness(lateness)
-                if progress_every and self.audio_frames % progress_every == 0:
-                    self._event(
-                        "progress",
-                        bytes=self.bytes_sent,
-                        playback_secs=round(self.position_secs, 3),
-                    )
+            self._deliver(payload, 0.0, 0.0)
             payload = await self._next(source)
+
+    async def _play_paced(self, source: PayloadSource, first: Payload | None) -> None:
+        """Hand the playback to the node's clock until its source ends."""
+        self._pending = first
+        self._done = asyncio.get_running_loop().create_future()
+        source.on_arrival = self._pump
+        self.node.clock.add(self)
+        try:
+            self._pump()  # the prebuffer burst goes now
+            await self._done
+        finally:
+            self.node.clock.discard(self)
+            source.on_arrival = None
+
+    def _pump(self) -> None:
+        """send_due now, outside the clock's tick (start, resume, a refill's arrival)."""
+        try:
+            self.send_due(time.monotonic())
+        except Exception as exc:
+            log.exception("session %s: pacing failed", self.session_id)
+            self.crashed(exc)
+
+    def send_due(self, now: float) -> None:
+        """Send every payload due at ``now`` that is in hand (PacingClock member)."""
+        if self.state is not PlaybackState.PLAYING:
+            return
+        source, done = self._source, self._done
+        if source is None or done is None or done.done():
+            return
+        pacer = self._pacer
+        limit = now + GRID_EPSILON
+        sent_at = 0.0  # one clock reading for the frames of this call, taken lazily
+        payload, self._pending = self._pending, None
+        while True:
+            if payload is None:
+                payload = source.pop()
+                if payload is None:
+                    if source.ended:
+                        error = source.take_error()
+                        if error is None:
+                            done.set_result(None)
+                        else:
+                            done.set_exception(error)
+                    else:
+                        self._starved()  # a refill is in flight: its arrival pumps again
+                    return
+                if self._stuck_timer is not None:
+                    self._fed()
+            if payload.data and not payload.is_header:
+                due = pacer.due(self.audio_frames)
+                if due > limit and not pacer.in_burst(self.audio_frames):
+                    self._pending = payload
+                    return
+                if not sent_at:
+                    sent_at = time.monotonic()
+                self._deliver(payload, max(0.0, sent_at - due), sent_at)
+                if not self.active:  # an event handler ended it (never, today): stop here
+                    return
+            else:
+                self._deliver(payload, 0.0, 0.0)
+            payload = None
+
+    def crashed(self, error: Exception) -> None:
+        """send_due raised: this playback ends with an error event, nobody else."""
+        self.fail(f"playback failed: {error}")
+
+    def _deliver(self, payload: Payload, lateness: float, now: float) -> None:
+        """Send one payload, its events first, and account for it."""
+        for event in payload.events:
+            self._track_event(event.type, event.fields)
+            self._event(event.type, **event.fields)
+        if not payload.data:
+            return  # events only (a track_end after the last frame)
+        if payload.is_header:
+            self.header_pages.append(payload.data)
+            self._send(payload.data, droppable=False)
+            return
+        self._send(payload.data)
+        self.audio_frames += 1
+        if self.audio_frames == 1 and self.node.stats.observe_first_frame is not None:
+            self.node.stats.observe_first_frame(time.monotonic() - self.created)
+        if payload.position is not None:
+            self._position = payload.position
+        else:
+            self._position += FRAME_SECONDS
+        if self.node.pace:
+            self._record_lateness(lateness, now)
+        if self.audio_frames % self._progress_every == 0:
+            self._event(
+                "progress",
+                bytes=self.bytes_sent,
+                playback_secs=round(self.position_secs, 3),
+            )
 
     # -- the queue ----------------------------------------------------------
 
@@ -442,7 +545,17 @@ class Playback:
         if source is None:
             self._early_controls.append(op)
         else:
-            await source.queue(op)
+            await source.queue(op, self._restart_point)
+        self.passthrough = False  # the worker transcodes from now on ([P8])
+
+    def _restart_point(self) -> float:
+        """Where a restartable passthrough restarts: after the last frame sent.
+
+        Called as the source drops its buffer; the payload held back for its
+        due time goes too (the worker makes it again).
+        """
+        self._pending = None
+        return self._position
 
     def queue_status(self) -> dict[str, Any]:
         return {
@@ -485,7 +598,23 @@ class Playback:
                 self._give_up.cancel()
                 self._give_up = None
 
+    def _starved(self) -> None:
+        """Paced: no payload in hand while a refill is in flight; `stuck` if it stays so."""
+        if self._stuck_timer is None and self._give_up is None:
+            loop = asyncio.get_running_loop()
+            self._stuck_timer = loop.call_later(self.node.stuck_threshold, self._on_stuck)
+
+    def _fed(self) -> None:
+        """A payload came (or the playback paused or ended): not stuck."""
+        if self._stuck_timer is not None:
+            self._stuck_timer.cancel()
+            self._stuck_timer = None
+        if self._give_up is not None:
+            self._give_up.cancel()
+            self._give_up = None
+
     def _on_stuck(self) -> None:
+        self._stuck_timer = None
         if not self.active:
             return
         threshold = self.node.stuck_threshold
@@ -496,22 +625,29 @@ class Playback:
             STUCK_GIVE_UP_SECONDS, self.fail, message
         )
 
-    async def _wait_until_due(self) -> float:
-        """Wait while paused and until the next frame is due; return its lateness."""
+    async def _wait_for_room(self) -> None:
+        """Unpaced (--no-pace): wait while paused and until the receivers have room."""
         while True:
             await self._resume.wait()
-            if self.node.pace:
-                lateness = await self._pacer.wait(self.audio_frames)
-            else:
-                await self.node.hub.wait_for_room()
-                lateness = 0.0
+            await self.node.hub.wait_for_room()
             if self._resume.is_set():
-                return lateness
+                return
 
-    def _record_lateness(self, lateness: float) -> None:
-        if not self.node.pace or self._pacer.in_burst(self.audio_frames - 1):
+    def _refill_deadline(self, buffered: int) -> float | None:
+        """When this playback runs dry with ``buffered`` payloads in hand (None: starting)."""
+        if not self.node.pace or self.state is PlaybackState.STARTING:
+            return None
+        if self.state is PlaybackState.PAUSED:
+            return time.monotonic() + PAUSED_DEADLINE_SECONDS
+        index = self.audio_frames + buffered
+        if self._pacer.since_start(index) < self.node.prebuffer_frames + STARTUP_FRAMES:
+            return None  # still starting: served after every playing session's due refill
+        return self._pacer.due(index)
+
+    def _record_lateness(self, lateness: float, now: float) -> None:
+        if self._pacer.in_burst(self.audio_frames - 1):
             return  # burst frames have no real-time deadline of their own
-        self.node.stats.lateness.add(lateness)
+        self.node.stats.lateness.add(lateness, now)
         if self.node.stats.observe_lateness is not None:
             self.node.stats.observe_lateness(lateness)
         ms = lateness * 1000

@@ -1,15 +1,21 @@
 # Strategy: pull one playback's payloads from its pipeline in a codec worker
 # process, a batch at a time, keeping a small buffer ahead of the pacer; the
-# event loop itself never decodes. A decoding error surfaces only after the
-# payloads decoded before it have been taken: nothing decoded is lost.
-# The buffer is kept small because a control (PATCH: seek, volume, filters)
-# applies in the worker after what is buffered here has played out: at most
-# LOW_WATER + BATCH - 1 frames (380 ms) lie between a PATCH and the first changed
-# frame, inside SPEC.md's 600 ms rule together with the 20 ms pacing step.
+# event loop itself never decodes. Each refill tells the worker when this
+# playback runs dry, so the worker serves the most urgent first
+# (codec_schedule.py). A decoding error surfaces only after the payloads
+# decoded before it have been taken: nothing decoded is lost.
+# The buffer of a transcoded playback is kept small because a control (PATCH:
+# seek, volume, filters) applies in the worker after what is buffered here
+# has played out: at most LOW_WATER + BATCH - 1 frames (380 ms) lie between a
+# PATCH and the first changed frame, inside SPEC.md's 600 ms rule together
+# with the 20 ms pacing step. A restartable passthrough (raw Opus packets,
+# codec_messages.Opened) buffers 4 s instead, because a control drops that
+# buffer and restarts the worker where the dropped payloads began.
 from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Awaitable, Callable
 
 from .codec_pool import RemotePipeline
 from .controls import PlaybackControl
@@ -22,22 +28,56 @@ __all__ = ["PayloadSource"]
 FIRST_BATCH = 5  # small first batch: the first frame leaves within milliseconds of /play
 BATCH = 10  # 200 ms of audio per worker request afterwards (25 before PATCH: see above)
 LOW_WATER = 10  # refill below 200 ms: a loaded worker answers well within that
+# A passthrough take costs the worker almost nothing but the pipe round trip
+# (two process wake-ups, more than demuxing the packets), so restartable
+# passthroughs take 4 s at a time: 60-120 KB of packets per playback, for a
+# sixth less node CPU than 2 s batches (bench.sender (f)).
+PASSTHROUGH_BATCH = 200
 
 
 class PayloadSource:
-    def __init__(self, pipeline: RemotePipeline) -> None:
+    def __init__(
+        self,
+        pipeline: RemotePipeline,
+        deadline: Callable[[int], float | None] | None = None,
+    ) -> None:
+        """``deadline(buffered)``: when the playback runs dry with that many payloads in hand."""
         self._pipeline = pipeline
+        self._deadline = deadline
+        self.on_arrival: Callable[[], None] | None = None  # a refill landed (clock.py)
         self._buffer: deque[Payload] = deque()
         self._in_flight: asyncio.Future[tuple[list[Payload], str | None]] | None = None
         self._error: BaseException | None = None
         self._exhausted = False
+        self._held = 0  # restarts under way: no refill meanwhile
         self._batch = FIRST_BATCH
+        self._steady_batch = PASSTHROUGH_BATCH if pipeline.restartable else BATCH
+        self._low_water = self._steady_batch
+
+    @property
+    def passthrough(self) -> bool:
+        return self._pipeline.passthrough
 
     def _start_refill(self) -> None:
-        future = asyncio.ensure_future(self._pipeline.take(self._batch))
-        future.add_done_callback(self._absorb)
+        deadline = None if self._deadline is None else self._deadline(len(self._buffer))
+        future = asyncio.ensure_future(self._pipeline.take(self._batch, deadline))
+        future.add_done_callback(self._arrived)
         self._in_flight = future
-        self._batch = BATCH
+        self._batch = self._steady_batch
+
+    def _refill_if_low(self) -> None:
+        if (
+            len(self._buffer) < self._low_water
+            and not self._exhausted
+            and self._in_flight is None
+            and not self._held
+        ):
+            self._start_refill()
+
+    def _arrived(self, future: asyncio.Future[tuple[list[Payload], str | None]]) -> None:
+        self._absorb(future)
+        if self.on_arrival is not None:
+            self.on_arrival()
 
     def _absorb(self, future: asyncio.Future[tuple[list[Payload], str | None]]) -> None:
         """Take a finished batch into the buffer (idempotent)."""
@@ -63,33 +103,82 @@ class PayloadSource:
         """The next payload, or None at the end; re-raises a decoding error."""
         while not self._buffer:
             if self._exhausted:
-                if self._error is not None:
-                    error, self._error = self._error, None
+                error = self.take_error()
+                if error is not None:
                     raise error
                 return None
             if self._in_flight is None:
+                if self._held:
+                    await asyncio.sleep(0)  # a restart is under way
+                    continue
                 self._start_refill()
             future = self._in_flight
             assert future is not None
             await asyncio.wait([future])
             self._absorb(future)
         payload = self._buffer.popleft()
-        if len(self._buffer) < LOW_WATER and not self._exhausted and self._in_flight is None:
-            self._start_refill()
+        self._refill_if_low()
         return payload
+
+    def pop(self) -> Payload | None:
+        """The next payload if one is in hand, else None (see ``ended``); never waits."""
+        if not self._buffer:
+            self._refill_if_low()
+            return None
+        payload = self._buffer.popleft()
+        self._refill_if_low()
+        return payload
+
+    @property
+    def ended(self) -> bool:
+        """Every payload has been popped and none will come."""
+        return self._exhausted and not self._buffer
+
+    def take_error(self) -> BaseException | None:
+        """The error that ended the payloads, once (after ``ended``)."""
+        error, self._error = self._error, None
+        return error
 
     @property
     def buffered(self) -> bool:
         """Whether next() can answer without waiting for the worker."""
         return bool(self._buffer) or (self._exhausted and self._in_flight is None)
 
-    async def control(self, control: PlaybackControl) -> None:
-        """Pass a control to the pipeline (after any batch already asked for)."""
-        await self._pipeline.control(control)
+    async def control(
+        self, control: PlaybackControl, restart_at: Callable[[], float] | None = None
+    ) -> None:
+        """Pass a control to the pipeline (after any batch already asked for).
 
-    async def queue(self, op: QueueOp) -> None:
+        ``restart_at``: for a restartable pipeline, called once the buffer is
+        dropped; answers where the worker restarts (see the module header).
+        """
+        await self._restarting(lambda at: self._pipeline.control(control, at), restart_at)
+
+    async def queue(self, op: QueueOp, restart_at: Callable[[], float] | None = None) -> None:
         """Pass a queue operation to the pipeline (after any batch already asked for)."""
-        await self._pipeline.queue(op)
+        await self._restarting(lambda at: self._pipeline.queue(op, at), restart_at)
+
+    async def _restarting(
+        self,
+        send: Callable[[float | None], Awaitable[None]],
+        restart_at: Callable[[], float] | None,
+    ) -> None:
+        if restart_at is None or not self._pipeline.restartable:
+            await send(None)
+            return
+        self._held += 1
+        try:
+            while self._in_flight is not None:  # its payloads come from before the restart
+                future = self._in_flight
+                await asyncio.wait([future])
+                self._absorb(future)
+            self._buffer.clear()
+            if self._error is None:
+                self._exhausted = False  # the worker makes payloads again from restart_at
+            await send(restart_at())
+        finally:
+            self._held -= 1
+            self._refill_if_low()
 
     async def aclose(self) -> None:
         """Release the pipeline in its worker once no batch is in flight."""
