@@ -3,7 +3,8 @@
 # media files with a known tone. They ship with the package so that bots can
 # write integration tests the way this project does (never a mock of the
 # node), and so that bench/ needs nothing from tests/. Nothing here imports
-# aiohttp; PyAV only inside write_tone_file.
+# aiohttp; PyAV only inside write_tone_file. schedule_lateness measures a
+# receiver's arrivals against the pacing schedule of SPEC.md [P7].
 from __future__ import annotations
 
 import math
@@ -17,7 +18,9 @@ from array import array
 from pathlib import Path
 from typing import Any
 
-__all__ = ["NodeProcess", "stop_process", "write_tone_file"]
+from .audio_format import FRAME_SECONDS
+
+__all__ = ["NodeProcess", "schedule_lateness", "stop_process", "write_tone_file"]
 
 READY = re.compile(r"snowmux node ready: (https?://\S+) socket=(\S+)")
 START_TIMEOUT_SECONDS = 20.0  # a cold start spawns one codec process per core
@@ -163,3 +166,15 @@ def write_tone_file(
         for packet in stream.encode(None):
             out.mux(packet)
     return path
+
+
+def schedule_lateness(arrivals: list[float], reference: range, measured: range) -> list[float]:
+    """Lateness (seconds) of frames ``measured`` against the 20 ms schedule of ``reference``.
+
+    ``arrivals[n]`` is when audio frame n of one playback reached a receiver.
+    The schedule is the one the ``reference`` frames kept ([P7]: frame n at
+    start + n x 20 ms), its start set by the earliest of them, so that a frame
+    on time is 0 and nothing is negative among the reference frames.
+    """
+    start = min(arrivals[n] - n * FRAME_SECONDS for n in reference)
+    return [arrivals[n] - n * FRAME_SECONDS - start for n in measured]
