@@ -12,7 +12,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from snowmux.conformance.strategies import ID_ALPHABET, any_session_id, payloads
-from snowmux.protocol import FRAME, Decoder, RemoteProtocolError, SessionIdError, encode_frame
+from snowmux.protocol import (
+    FRAME,
+    MAX_PAYLOAD_SIZE,
+    Decoder,
+    FrameTooLargeError,
+    RemoteProtocolError,
+    SessionIdError,
+    encode_frame,
+    frame_encoder,
+)
 
 
 @pytest.mark.spec("F1")
@@ -21,6 +30,21 @@ def test_encoder_equals_frame_build(session_id: str, payload: bytes) -> None:
     assert encode_frame(session_id, payload) == FRAME.build(
         {"session_id": session_id, "payload": payload}
     )
+
+
+@pytest.mark.spec("F1")
+@given(any_session_id, st.lists(payloads, max_size=4))
+def test_per_session_encoder_equals_frame_build(session_id: str, batch: list[bytes]) -> None:
+    encode = frame_encoder(session_id)
+    for payload in batch:
+        assert encode(payload) == FRAME.build({"session_id": session_id, "payload": payload})
+
+
+def test_per_session_encoder_refuses_what_encode_frame_refuses() -> None:
+    with pytest.raises(SessionIdError):
+        frame_encoder("no spaces")
+    with pytest.raises(FrameTooLargeError):
+        frame_encoder("a")(bytes(MAX_PAYLOAD_SIZE + 1))
 
 
 @pytest.mark.spec("F1")

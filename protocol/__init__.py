@@ -6,7 +6,7 @@ Sans-I/O: bytes in, typed messages out; bytes back from the encoders.
 from __future__ import annotations
 
 from ._decoder import Decoder
-from ._encoder import encode, encode_event, encode_frame, frame_header
+from ._encoder import encode, encode_event, encode_frame, frame_encoder, frame_header
 from ._errors import (
     EventEncodeError,
     EventError,
@@ -81,6 +81,7 @@ __all__ = [
     "encode",
     "encode_event",
     "encode_frame",
+    "frame_encoder",
     "frame_header",
     "load_vectors",
     "validate_session_id",

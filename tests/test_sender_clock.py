@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 
 import pytest
 
@@ -36,22 +37,45 @@ def test_grid_anchor_is_the_next_grid_point_and_due_times_stay_on_it() -> None:
     assert pacer.in_burst(2) and not pacer.in_burst(3)
 
 
+def test_a_phase_shifts_the_anchor_by_its_offset() -> None:
+    now = [100.0071]
+    pacer = Pacer(prebuffer_frames=3, clock=lambda: now[0], grid=0.02)
+    pacer.offset = 0.015
+    pacer.restart(0)
+    assert pacer.anchor == pytest.approx(100.015)
+    now[0] = 100.0151
+    pacer.restart(10)
+    assert pacer.anchor == pytest.approx(100.035) and pacer.due(13) == pytest.approx(100.035)
+
+
 @pytest.mark.spec("P3", "P7")
-async def test_one_tick_serves_every_member_on_the_grid_and_a_failing_one_alone_is_dropped() -> (
-    None
-):
-    clock = PacingClock(period=0.02)
-    good, bad, other = Member(), Member(fail=True), Member()
-    for member in (good, bad, other):
-        clock.add(member)
+async def test_members_fill_the_phases_evenly_and_tick_on_their_own_grid() -> None:
+    clock = PacingClock(period=0.02, phases=4)
+    members = [Member() for _ in range(8)]
+    offsets = [clock.add(member) for member in members]
+    assert sorted(offsets) == pytest.approx([0.0, 0.0, 0.005, 0.005, 0.01, 0.01, 0.015, 0.015])
     await asyncio.sleep(0.1)
-    assert len(good.calls) >= 3 and len(other.calls) == len(good.calls)
-    assert good.calls == other.calls  # the same instants: one timer for all
-    assert len(good.calls) <= 6  # one tick per 20 ms grid point, not more
-    assert len(bad.calls) == 1 and len(bad.errors) == 1  # dropped at once, told once
-    assert len(clock) == 2
-    clock.discard(good)
-    clock.discard(other)
+    for member, offset in zip(members, offsets, strict=True):
+        assert 3 <= len(member.calls) <= 6  # one call per 20 ms, not per 5 ms slot
+        for at in member.calls:  # on this member's phase of the grid (+ the loop's delay)
+            periods = (at - offset) / 0.02
+            assert 0 <= periods - math.floor(periods) < 0.2
+    same_phase = [m for m, o in zip(members, offsets, strict=True) if o == offsets[0]]
+    assert same_phase[0].calls == same_phase[1].calls  # one wake-up serves the whole phase
+    for member in members:
+        clock.discard(member)
     ticks = clock.ticks
-    await asyncio.sleep(0.06)
+    await asyncio.sleep(0.03)
     assert clock.ticks <= ticks + 1  # an empty clock stops ticking
+
+
+async def test_a_failing_member_alone_is_dropped_and_told_once() -> None:
+    clock = PacingClock(period=0.02, phases=1)
+    good, bad = Member(), Member(fail=True)
+    clock.add(good)
+    clock.add(bad)
+    await asyncio.sleep(0.07)
+    assert len(good.calls) >= 2
+    assert len(bad.calls) == 1 and len(bad.errors) == 1
+    assert len(clock) == 1
+    clock.discard(good)

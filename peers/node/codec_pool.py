@@ -25,6 +25,7 @@ from .codec_messages import (
     Opened,
     OpenFailed,
     OpenRequest,
+    PayloadTuple,
     QueueRequest,
     Quit,
     Reply,
@@ -33,7 +34,6 @@ from .codec_messages import (
 )
 from .codec_worker import worker_main
 from .controls import PlaybackControl
-from .encoders import Payload
 from .media import MediaSource
 from .pipeline import MediaError
 from .play_request import PlayRequest
@@ -189,7 +189,7 @@ class RemotePipeline:
 
     async def take(
         self, count: int, deadline: float | None = None
-    ) -> tuple[list[Payload], str | None]:
+    ) -> tuple[list[PayloadTuple], str | None]:
         """Up to ``count`` payloads ([] at the end) and the decode error that ended them, if any.
 
         ``deadline``: when the playback runs dry (monotonic), None for a prebuffer.
@@ -202,7 +202,7 @@ class RemotePipeline:
         )
         if not isinstance(reply, Batch):
             raise MediaError(f"codec worker answered {type(reply).__name__} to a take")
-        return [Payload(*fields) for fields in reply.payloads], reply.error
+        return reply.payloads, reply.error
 
     async def control(self, control: PlaybackControl, resume_at: float | None = None) -> None:
         """Apply a control at the playback's next frame boundary; MediaError if it failed.

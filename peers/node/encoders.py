@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, NamedTuple
 
@@ -50,8 +49,11 @@ class StreamEvent(NamedTuple):
     fields: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
-class Payload:
+class Payload(NamedTuple):
+    """One payload of a playback. A NamedTuple, not a dataclass: the node makes
+    one per frame from the worker's tuples (Payload._make), and a tuple of
+    atoms is cheap to make and left alone by the garbage collector."""
+
     data: bytes
     is_header: bool = False  # Ogg header page: not paced, never dropped, replayed
     position: float | None = None  # source position (s) after this payload, when known

@@ -18,7 +18,7 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from snowmux.protocol import PROTOCOL_VERSION, encode_event
 from snowmux.protocol.auth import AUTH_TIMEOUT_SECONDS, AuthLineError, parse_auth, token_matches
@@ -35,8 +35,7 @@ WRITE_BATCH_BYTES = (
 )  # per wake-up: a few ms of all sessions, few syscalls, bounded latency
 
 
-@dataclass(frozen=True, slots=True)
-class Outgoing:
+class Outgoing(NamedTuple):  # one per frame per receiver: a tuple is the cheapest to make
     data: bytes
     session_id: str | None = None  # set for droppable audio frames only
 

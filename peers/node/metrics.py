@@ -6,8 +6,9 @@
 # prometheus-client in a registry of this node's own (never the global one,
 # so two nodes in one process, as in tests, never share counters). Counters
 # are read from NodeStats at scrape time by a custom collector, so the hot
-# path pays nothing for them; only the two histograms are observed as events
-# happen. Worker CPU is read from /proc (Linux); elsewhere it counts as 0.
+# path pays nothing for them; so is the frame lateness histogram, built from
+# the node's own lateness bins (pacing.LatenessWindow); only play-to-first-frame
+# is observed as it happens, once per playback. Worker CPU is read from /proc (Linux); elsewhere it counts as 0.
 # A crashed worker's CPU seconds go with it: the workers' counter then drops,
 # which Prometheus' rate() reads as a counter reset.
 from __future__ import annotations
@@ -20,7 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
@@ -179,22 +185,26 @@ class _NodeCollector(Collector):
         yield GaugeMetricFamily(
             "snowmux_receivers", "Receivers connected to the stream", value=self._receivers()
         )
+        below, count = stats.lateness.cumulative(LATENESS_BUCKETS)
+        yield HistogramMetricFamily(
+            "snowmux_frame_lateness_seconds",
+            "How late each paced frame was sent after its due time",
+            buckets=[
+                *((f"{bound:g}", n) for bound, n in zip(LATENESS_BUCKETS, below, strict=True)),
+                ("+Inf", count),
+            ],
+            sum_value=stats.lateness.total_seconds,
+        )
 
 
 class NodeMetrics:
-    """The node's Prometheus registry: its collector and its two histograms."""
+    """The node's Prometheus registry: its collector and the first-frame histogram."""
 
     def __init__(
         self, sessions: SessionManager, sampler: LoadSampler, receivers: Callable[[], int]
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_NodeCollector(sessions, sampler, receivers))
-        self.lateness = Histogram(
-            "snowmux_frame_lateness_seconds",
-            "How late each paced frame was sent after its due time",
-            buckets=LATENESS_BUCKETS,
-            registry=self.registry,
-        )
         self.first_frame = Histogram(
             "snowmux_play_to_first_frame_seconds",
             "From the play request to the playback's first audio frame",

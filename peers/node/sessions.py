@@ -33,14 +33,14 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from snowmux.protocol import FinishReason, PayloadFormat, encode_event, encode_frame
+from snowmux.protocol import FinishReason, PayloadFormat, encode_event, frame_encoder
 
 from ..audio_format import FRAME_SECONDS, OPUS_SILENCE
 from ..defaults import SILENCE_FRAMES, STUCK_THRESHOLD_MS
 from .clock import GRID_EPSILON, PacingClock
+from .codec_messages import PayloadTuple
 from .codec_pool import CodecPool
 from .controls import NO_END, PlaybackControl
-from .encoders import Payload
 from .hub import ReceiverHub
 from .media import MediaSource
 from .pacing import LATE_AFTER_SECONDS, LatenessWindow, Pacer
@@ -88,6 +88,9 @@ PAUSED_DEADLINE_SECONDS = 60.0
 # without a deadline, so a burst of new plays queues behind the refills that
 # playing sessions need now; its receiver still holds the prebuffer meanwhile.
 STARTUP_FRAMES = round(1.0 / FRAME_SECONDS)
+# Frames later than this may set late_max_ms; below it the hot path skips the
+# bookkeeping (0.1 ms is under the LatenessWindow's 0.25 ms resolution).
+LATE_MS_CHECK_SECONDS = 0.0001
 
 
 class UnknownSession(KeyError):
@@ -115,8 +118,7 @@ class NodeStats:
     frames_dropped: int = 0
     frames_late: int = 0
     lateness: LatenessWindow = field(default_factory=LatenessWindow)
-    # Set by the node's metrics (snowmux.node.metrics) to feed its histograms.
-    observe_lateness: Callable[[float], None] | None = None
+    # Set by the node's metrics (snowmux.node.metrics) to feed its histogram.
     observe_first_frame: Callable[[float], None] | None = None
 
 
@@ -185,10 +187,11 @@ class Playback:
         self._stuck_timer: asyncio.TimerHandle | None = None  # armed while starved (paced)
         # Paced by the node's clock (clock.py): the payload not yet due, and the
         # future that the end of the source resolves.
-        self._pending: Payload | None = None
+        self._pending: PayloadTuple | None = None
         self._done: asyncio.Future[None] | None = None
         # progress every N frames; 0 (off) becomes a period no playback reaches
         self._progress_every = node.progress_every_frames or 1 << 62
+        self._encode = frame_encoder(session_id)
 
     # -- state --------------------------------------------------------------
 
@@ -328,7 +331,7 @@ class Playback:
         self.node.hub.send_event(encode_event(event_type, self.session_id, **fields))
 
     def _send(self, data: bytes, droppable: bool = True) -> None:
-        self.node.hub.send_frame(encode_frame(self.session_id, data), self.session_id, droppable)
+        self.node.hub.send_frame(self._encode(data), self.session_id, droppable)
         self.frames_sent += 1
         self.bytes_sent += len(data)
         stats = self.node.stats
@@ -353,7 +356,7 @@ class Playback:
         if self.active and self.ready_sent:
             yield self.ready_event()
             for page in self.header_pages:
-                yield encode_frame(self.session_id, page)
+                yield self._encode(page)
 
     # -- the task -----------------------------------------------------------
 
@@ -412,25 +415,25 @@ class Playback:
             self.request.format,
             self.request.start_at,
         )
-        self._pacer.restart(0)
         if self.node.pace:
             await self._play_paced(source, first)
             return
         payload = first
         while payload is not None:
-            if payload.data and not payload.is_header:
+            if payload[0] and not payload[1]:  # audio (data, not a header): wait for room
                 await self._wait_for_room()
                 if not self.active:  # belt and braces: cancellation normally stops us first
                     return
-            self._deliver(payload, 0.0, 0.0)
+            self._deliver(payload, None, 0.0)
             payload = await self._next(source)
 
-    async def _play_paced(self, source: PayloadSource, first: Payload | None) -> None:
+    async def _play_paced(self, source: PayloadSource, first: PayloadTuple | None) -> None:
         """Hand the playback to the node's clock until its source ends."""
         self._pending = first
         self._done = asyncio.get_running_loop().create_future()
         source.on_arrival = self._pump
-        self.node.clock.add(self)
+        self._pacer.offset = self.node.clock.add(self)
+        self._pacer.restart(0)
         try:
             self._pump()  # the prebuffer burst goes now
             await self._done
@@ -453,9 +456,16 @@ class Playback:
         source, done = self._source, self._done
         if source is None or done is None or done.done():
             return
+        # The hot path of the node: every paced frame of every session passes
+        # here. A plain audio frame is sent inline (what _deliver does, minus
+        # its branches for events, headers and milestones); the rest goes
+        # through _deliver.
         pacer = self._pacer
+        anchor, first_timed = pacer.anchor, pacer.first_timed  # Pacer.due(), inlined
         limit = now + GRID_EPSILON
         sent_at = 0.0  # one clock reading for the frames of this call, taken lazily
+        session_id, encode, send = self.session_id, self._encode, self.node.hub.send_frame
+        stats, window = self.node.stats, self.node.stats.lateness
         payload, self._pending = self._pending, None
         while True:
             if payload is None:
@@ -472,45 +482,72 @@ class Playback:
                     return
                 if self._stuck_timer is not None:
                     self._fed()
-            if payload.data and not payload.is_header:
-                due = pacer.due(self.audio_frames)
-                if due > limit and not pacer.in_burst(self.audio_frames):
-                    self._pending = payload
-                    return
-                if not sent_at:
-                    sent_at = time.monotonic()
-                self._deliver(payload, max(0.0, sent_at - due), sent_at)
+            data, is_header, position, events = payload
+            if not data or is_header:
+                self._deliver(payload, None, 0.0)
+                payload = None
+                continue
+            index = self.audio_frames
+            ahead = index - first_timed
+            due = anchor + ahead * FRAME_SECONDS if ahead > 0 else anchor
+            if due > limit and ahead >= 0:  # burst frames go at once
+                self._pending = payload
+                return
+            if not sent_at:
+                sent_at = time.monotonic()
+            lateness = sent_at - due if ahead >= 0 else None
+            if events or index == 0 or (index + 1) % self._progress_every == 0:
+                self._deliver(payload, lateness, sent_at)
                 if not self.active:  # an event handler ended it (never, today): stop here
                     return
-            else:
-                self._deliver(payload, 0.0, 0.0)
+                payload = None
+                continue
+            send(encode(data), session_id)
+            size = len(data)
+            self.frames_sent += 1
+            self.bytes_sent += size
+            stats.frames_sent += 1
+            stats.bytes_sent += size
+            self.audio_frames = index + 1
+            self._position = position if position is not None else self._position + FRAME_SECONDS
+            if lateness is not None:
+                if lateness < 0.0:
+                    lateness = 0.0
+                window.add(lateness, sent_at)
+                if lateness > LATE_MS_CHECK_SECONDS:
+                    self._note_late(lateness)
             payload = None
 
     def crashed(self, error: Exception) -> None:
         """send_due raised: this playback ends with an error event, nobody else."""
         self.fail(f"playback failed: {error}")
 
-    def _deliver(self, payload: Payload, lateness: float, now: float) -> None:
-        """Send one payload, its events first, and account for it."""
-        for event in payload.events:
+    def _deliver(self, payload: PayloadTuple, lateness: float | None, now: float) -> None:
+        """Send one payload, its events first, and account for it.
+
+        ``lateness``: how late a paced frame with a deadline is (None: a burst
+        frame, unpaced, or not audio), ``now`` when that was measured.
+        """
+        data, is_header, position, events = payload
+        for event in events:
             self._track_event(event.type, event.fields)
             self._event(event.type, **event.fields)
-        if not payload.data:
+        if not data:
             return  # events only (a track_end after the last frame)
-        if payload.is_header:
-            self.header_pages.append(payload.data)
-            self._send(payload.data, droppable=False)
+        if is_header:
+            self.header_pages.append(data)
+            self._send(data, droppable=False)
             return
-        self._send(payload.data)
+        self._send(data)
         self.audio_frames += 1
         if self.audio_frames == 1 and self.node.stats.observe_first_frame is not None:
             self.node.stats.observe_first_frame(time.monotonic() - self.created)
-        if payload.position is not None:
-            self._position = payload.position
+        if position is not None:
+            self._position = position
         else:
             self._position += FRAME_SECONDS
-        if self.node.pace:
-            self._record_lateness(lateness, now)
+        if lateness is not None:
+            self._record_lateness(max(0.0, lateness), now)
         if self.audio_frames % self._progress_every == 0:
             self._event(
                 "progress",
@@ -576,7 +613,7 @@ class Playback:
         elif event_type == "track_end":
             self.tracks[index]["state"] = fields.get("reason", "finished")
 
-    async def _next(self, source: PayloadSource) -> Payload | None:
+    async def _next(self, source: PayloadSource) -> PayloadTuple | None:
         if source.buffered:
             return await source.next()
         return await self._watched(source.next())
@@ -645,11 +682,12 @@ class Playback:
         return self._pacer.due(index)
 
     def _record_lateness(self, lateness: float, now: float) -> None:
-        if self._pacer.in_burst(self.audio_frames - 1):
-            return  # burst frames have no real-time deadline of their own
         self.node.stats.lateness.add(lateness, now)
-        if self.node.stats.observe_lateness is not None:
-            self.node.stats.observe_lateness(lateness)
+        if lateness > LATE_MS_CHECK_SECONDS:
+            self._note_late(lateness)
+
+    def _note_late(self, lateness: float) -> None:
+        """late_max_ms, and frames_late past LATE_AFTER_SECONDS."""
         ms = lateness * 1000
         if ms > self.late_max_ms:
             self.late_max_ms = ms

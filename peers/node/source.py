@@ -17,9 +17,9 @@ import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable
 
+from .codec_messages import PayloadTuple
 from .codec_pool import RemotePipeline
 from .controls import PlaybackControl
-from .encoders import Payload
 from .pipeline import MediaError
 from .queue import QueueOp
 
@@ -45,8 +45,8 @@ class PayloadSource:
         self._pipeline = pipeline
         self._deadline = deadline
         self.on_arrival: Callable[[], None] | None = None  # a refill landed (clock.py)
-        self._buffer: deque[Payload] = deque()
-        self._in_flight: asyncio.Future[tuple[list[Payload], str | None]] | None = None
+        self._buffer: deque[PayloadTuple] = deque()
+        self._in_flight: asyncio.Future[tuple[list[PayloadTuple], str | None]] | None = None
         self._error: BaseException | None = None
         self._exhausted = False
         self._held = 0  # restarts under way: no refill meanwhile
@@ -74,12 +74,12 @@ class PayloadSource:
         ):
             self._start_refill()
 
-    def _arrived(self, future: asyncio.Future[tuple[list[Payload], str | None]]) -> None:
+    def _arrived(self, future: asyncio.Future[tuple[list[PayloadTuple], str | None]]) -> None:
         self._absorb(future)
         if self.on_arrival is not None:
             self.on_arrival()
 
-    def _absorb(self, future: asyncio.Future[tuple[list[Payload], str | None]]) -> None:
+    def _absorb(self, future: asyncio.Future[tuple[list[PayloadTuple], str | None]]) -> None:
         """Take a finished batch into the buffer (idempotent)."""
         if self._in_flight is not future:
             return
@@ -99,7 +99,7 @@ class PayloadSource:
         if message is not None or not batch:
             self._exhausted = True
 
-    async def next(self) -> Payload | None:
+    async def next(self) -> PayloadTuple | None:
         """The next payload, or None at the end; re-raises a decoding error."""
         while not self._buffer:
             if self._exhausted:
@@ -120,7 +120,7 @@ class PayloadSource:
         self._refill_if_low()
         return payload
 
-    def pop(self) -> Payload | None:
+    def pop(self) -> PayloadTuple | None:
         """The next payload if one is in hand, else None (see ``ended``); never waits."""
         if not self._buffer:
             self._refill_if_low()
