@@ -84,3 +84,37 @@ def test_random_controls_keep_the_frame_grid_and_pair_track_events(
     rng = random.Random(seed)
     for _ in range(40):
         run_one(rng, policy)
+
+
+def test_unfiltered_frames_are_the_source_samples_across_a_seek_and_a_gapless_queue(
+    tmp_path: Path,
+) -> None:
+    """The no-filter fast path: frame k is source block k, a seek lands on its
+    exact sample, and a queued track's first sample follows the last one."""
+    rng = np.random.default_rng(7)
+    sources = {}
+    for name, seconds in (("a.wav", 1.013), ("b.wav", 0.4)):
+        samples = rng.integers(-20000, 20000, (round(seconds * 48000), 2), dtype="<i2")
+        with wave.open(str(tmp_path / name), "wb") as out:
+            out.setnchannels(2)
+            out.setsampwidth(2)
+            out.setframerate(48000)
+            out.writeframes(samples.tobytes())
+        sources[name] = samples.tobytes()
+    policy = MediaPolicy(tmp_path)
+    chain = Chain(policy.resolve("a.wav"), PlayRequest(url="a.wav", start_at=0.1), 0, True)
+    chain.open()
+    chain.queue(AppendTrack(QueuedTrack(1, policy.resolve("b.wav"), PlayRequest(url="b.wav"))))
+    seek_to = 0.512345
+    got = bytearray()
+    for count, frame in enumerate(chain.frames()):
+        assert len(frame) == FRAME_BYTES
+        got += frame
+        if count == 9:
+            chain.control(PlaybackControl(position=seek_to))
+    start, seek = round(0.1 * 48000) * 4, round(seek_to * 48000) * 4
+    expected = sources["a.wav"][start : start + 10 * FRAME_BYTES]
+    expected += sources["a.wav"][seek:] + sources["b.wav"]
+    expected += b"\x00" * (-len(expected) % FRAME_BYTES)
+    assert bytes(got) == expected
+    chain.close()

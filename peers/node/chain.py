@@ -97,6 +97,8 @@ class Chain:
             reader.close()
 
     def take_events(self) -> tuple[StreamEvent, ...]:
+        if not self._events:
+            return ()  # nearly every frame: no allocation
         events, self._events = tuple(self._events), []
         return events
 
@@ -171,6 +173,20 @@ class Chain:
     def frames(self) -> Iterator[bytes]:
         """Exact 3,840-byte frames; the last one padded with silence."""
         while True:
+            if not self._out and not self._done and self._stage.passthrough:
+                # the common case, once per 20 ms: no filter and nothing left
+                # over, so a whole source block is the frame (no copy, no cut)
+                block = self._next_block(self._out_start)
+                if block is not None and len(block) == FRAME_BYTES:
+                    self._out_start += FRAME_SAMPLES
+                    if self._pending:
+                        self._release(self._out_start)
+                    yield self._apply_gain(block)
+                    continue
+                if block is None:
+                    self._done = True  # a passthrough stage has nothing to flush
+                else:
+                    self._out += block  # a short block: cut below, as the stage would
             while len(self._out) < FRAME_BYTES and not self._done:
                 before = len(self._out) // BYTES_PER_SAMPLE
                 block = self._next_block(self._out_start + before)
@@ -316,7 +332,7 @@ class Chain:
         return np.clip(np.rint(mixed), -INT16_MAX - 1, INT16_MAX).astype("<i2").tobytes()
 
     def _apply_gain(self, frame: bytes) -> bytes:
-        target = self._target_gain
+        target = self._volume * self._filters.volume  # _target_gain, without a property call
         start, self._gain = self._gain, target
         if start == target == 1.0:
             return frame  # unity: byte-exact

@@ -370,6 +370,9 @@ class FilterStage:
         self._flushed = False
         if needs_graph(filters):
             self._graph = self._build(filters)
+        # no filter at all: process() returns its input and flush() nothing, so
+        # the chain may leave the stage out (its per-20 ms cost, bench/chain.py)
+        self.passthrough = self._graph is None and filters.distortion is None
 
     @staticmethod
     def _build(filters: Filters) -> Any:

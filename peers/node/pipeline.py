@@ -183,7 +183,14 @@ class DecodedAudio:
         try:
             for frame in _frames(container, stream):
                 for out in resampler.resample(frame):
-                    position = yield from _trimmed(out, position, target)
+                    if position is not None and position >= target:
+                        # past start_at: the whole frame, without a nested
+                        # generator (the common case, once per decoded frame)
+                        position += out.samples
+                        if out.samples:
+                            yield _pcm_bytes(out)
+                    else:
+                        position = yield from _trimmed(out, position, target)
             for out in resampler.resample(None):
                 position = yield from _trimmed(out, position, target)
         except av.FFmpegError as exc:
@@ -206,7 +213,7 @@ def _frames(container: Any, stream: Any) -> Iterator[Any]:
 
 def _trimmed(out: Any, position: int | None, target: int) -> Generator[bytes, None, int]:
     """Yield the part of a resampled frame at or after ``target``; return the new position."""
-    data = bytes(out.planes[0])[: out.samples * BYTES_PER_SAMPLE]  # planes may be padded
+    data = _pcm_bytes(out)
     if position is None:
         position = target if out.pts is None else int(out.pts * out.time_base * SAMPLE_RATE)
     start = position
@@ -218,6 +225,12 @@ def _trimmed(out: Any, position: int | None, target: int) -> Generator[bytes, No
     if data:
         yield data
     return position
+
+
+def _pcm_bytes(out: Any) -> bytes:
+    """A resampled frame's s16 stereo samples, one copy (its plane may be padded)."""
+    with memoryview(out.planes[0]) as plane:
+        return bytes(plane[: out.samples * BYTES_PER_SAMPLE])
 
 
 def _duration(container: Any, stream: Any) -> float | None:

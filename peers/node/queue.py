@@ -187,10 +187,15 @@ class TrackReader:
 
     def read(self, samples: int) -> bytes:
         """Up to ``samples`` samples (fewer only at the track's end)."""
-        self.fill(samples)
-        take = min(samples, self.buffered) * BYTES_PER_SAMPLE
-        data = bytes(self._raw[:take])
-        del self._raw[:take]
+        raw = self._raw
+        take = samples * BYTES_PER_SAMPLE
+        if len(raw) < take or self.end_sample is not None or self._opening is not None:
+            self.fill(samples)  # the general case: read ahead, clip at end_sample
+            take = min(samples, self.buffered) * BYTES_PER_SAMPLE
+        # else all in hand and nothing to clip at: the common case, once per 20 ms
+        with memoryview(raw) as view:
+            data = bytes(view[:take])  # one copy (a bytearray slice would be two)
+        del raw[:take]
         self.next_sample += take // BYTES_PER_SAMPLE
         return data
 
