@@ -25,7 +25,6 @@ from .codec_messages import (
     Opened,
     OpenFailed,
     OpenRequest,
-    PayloadTuple,
     QueueRequest,
     Quit,
     Reply,
@@ -119,18 +118,27 @@ class CodecPool:
 
     async def ask(self, worker: _Worker, make: Callable[[int], Request]) -> Reply:
         """Send ``make(seq)`` to ``worker`` and wait for the reply to that sequence number."""
-        if not worker.alive:
-            raise MediaError(WORKER_CRASHED)
-        seq = next(self._seq)
+        return await self.request(worker, make)
+
+    def request(self, worker: _Worker, make: Callable[[int], Request]) -> asyncio.Future[Reply]:
+        """ask() without a coroutine: the future of the reply (MediaError if the worker died).
+
+        Refills use it: a Task per refill, thousands a second, left cyclic
+        garbage that made the collector pause the pacing clock.
+        """
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        if not worker.alive:
+            future.set_exception(MediaError(WORKER_CRASHED))
+            return future
+        seq = next(self._seq)
         worker.pending[seq] = future
         try:
             worker.send(make(seq))
         except (BrokenPipeError, OSError):
             worker.pending.pop(seq, None)
             self._replace(worker)
-            raise MediaError(WORKER_CRASHED) from None
-        return await future
+            future.set_exception(MediaError(WORKER_CRASHED))
+        return future
 
     async def open(
         self, source: MediaSource, play: PlayRequest, crossfade_ms: int = 0, queued: bool = False
@@ -185,24 +193,26 @@ class RemotePipeline:
         self._pool = pool
         self._worker = worker
         self._playback = playback
+        self.number = playback  # unique per node: a stable per-playback spread (source.py)
         self._closed = False
 
-    async def take(
-        self, count: int, deadline: float | None = None
-    ) -> tuple[list[PayloadTuple], str | None]:
-        """Up to ``count`` payloads ([] at the end) and the decode error that ended them, if any.
+    def take(self, count: int, deadline: float | None = None) -> asyncio.Future[Reply]:
+        """The future of a Batch: up to ``count`` payloads (none at the end) and the
+        decode error that ended them, if any (see batch_of).
 
         ``deadline``: when the playback runs dry (monotonic), None for a prebuffer.
         """
-        if not self._worker.alive:
-            return [], WORKER_CRASHED
         playback = self._playback
-        reply = await self._pool.ask(
+        return self._pool.request(
             self._worker, lambda seq: TakeRequest(seq, playback, count, deadline)
         )
+
+    @staticmethod
+    def batch_of(reply: Reply) -> Batch:
+        """A take's reply, checked."""
         if not isinstance(reply, Batch):
             raise MediaError(f"codec worker answered {type(reply).__name__} to a take")
-        return reply.payloads, reply.error
+        return reply
 
     async def control(self, control: PlaybackControl, resume_at: float | None = None) -> None:
         """Apply a control at the playback's next frame boundary; MediaError if it failed.

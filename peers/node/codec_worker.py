@@ -2,7 +2,7 @@
 # PyAV state of the playbacks assigned to it and answers the node's typed
 # requests (codec_messages.py) over a multiprocessing pipe:
 #   OpenRequest  -> Opened(duration, passthrough) | OpenFailed(message, problem)
-#   TakeRequest  -> Batch(payloads, error)
+#   TakeRequest  -> Batch(payloads in columns, error)
 #   ControlRequest -> Controlled(error): applied at the next frame boundary
 #   QueueRequest -> Controlled(error): append (opened in the background) / clear / skip
 #   CloseRequest -> Closed
@@ -43,7 +43,6 @@ from .codec_messages import (
     Opened,
     OpenFailed,
     OpenRequest,
-    PayloadTuple,
     QueueRequest,
     Quit,
     Reply,
@@ -51,7 +50,14 @@ from .codec_messages import (
     TakeRequest,
 )
 from .codec_schedule import WorkQueue
-from .encoders import DEFAULT_BITRATES, OPUS_ENCODER_DELAY, Payload, encode_payloads, opus_packets
+from .encoders import (
+    DEFAULT_BITRATES,
+    OPUS_ENCODER_DELAY,
+    Payload,
+    StreamEvent,
+    encode_payloads,
+    opus_packets,
+)
 from .ogg_packets import OggPacketMuxer
 from .passthrough import Passthrough, open_passthrough, passthrough_possible
 from .pipeline import DecodedAudio, MediaError, MediaProblem
@@ -80,16 +86,25 @@ def playback_payloads(chain: Chain, encoded: Iterator[Payload]) -> Generator[Pay
         chain.close()
 
 
-def _take(payloads: Iterator[Payload], count: int) -> tuple[list[PayloadTuple], str | None]:
-    batch: list[PayloadTuple] = []
+def _take(seq: int, payloads: Iterator[Payload], count: int) -> Batch:
+    data: list[bytes] = []
+    positions: list[float | None] = []
+    headers: list[int] = []
+    events: dict[int, tuple[StreamEvent, ...]] = {}
+    error: str | None = None
     try:
-        for payload in islice(payloads, count):
-            batch.append((payload.data, payload.is_header, payload.position, payload.events))
+        for index, payload in enumerate(islice(payloads, count)):
+            data.append(payload.data)
+            positions.append(payload.position)
+            if payload.is_header:
+                headers.append(index)
+            if payload.events:
+                events[index] = payload.events
     except MediaError as exc:
-        return batch, str(exc)
+        error = str(exc)
     except Exception as exc:  # an unexpected PyAV failure ends this playback only
-        return batch, f"playback failed: {exc}"
-    return batch, None
+        error = f"playback failed: {exc}"
+    return Batch(seq, data, positions, tuple(headers), events, error)
 
 
 def _continued(packets: Iterator[bytes], muxer: OggPacketMuxer | None) -> Iterator[Payload]:
@@ -279,11 +294,10 @@ class _Lanes:
         if isinstance(request, TakeRequest):
             playback = self.playbacks.get(request.playback)
             if playback is None:
-                return Batch(request.seq, [], None)
+                return Batch(request.seq, [], [], (), {}, None)
             # An ended playback stays until its close: a passthrough may still
             # restart behind the node's buffer (Opened.restartable).
-            batch, error = _take(playback.payloads, request.max_payloads)
-            return Batch(request.seq, batch, error)
+            return _take(request.seq, playback.payloads, request.max_payloads)
         if isinstance(request, ControlRequest):
             playback = self.playbacks.get(request.playback)
             if playback is None:  # already closed: nothing left to change

@@ -17,7 +17,7 @@ import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable
 
-from .codec_messages import PayloadTuple
+from .codec_messages import Batch, PayloadTuple, Reply
 from .codec_pool import RemotePipeline
 from .controls import PlaybackControl
 from .pipeline import MediaError
@@ -33,6 +33,11 @@ LOW_WATER = 10  # refill below 200 ms: a loaded worker answers well within that
 # passthroughs take 4 s at a time: 60-120 KB of packets per playback, for a
 # sixth less node CPU than 2 s batches (bench.sender (f)).
 PASSTHROUGH_BATCH = 200
+# Playbacks started together would refill together, every 4 s for good (300
+# batches of 200 payloads in one burst stalled the pacing clock by ~10 ms);
+# each playback's low-water mark is spread over the lower half of its batch
+# by a golden-ratio sequence of its number, so their refills spread out.
+_GOLDEN = 0.6180339887498949
 
 
 class PayloadSource:
@@ -45,41 +50,48 @@ class PayloadSource:
         self._pipeline = pipeline
         self._deadline = deadline
         self.on_arrival: Callable[[], None] | None = None  # a refill landed (clock.py)
-        self._buffer: deque[PayloadTuple] = deque()
-        self._in_flight: asyncio.Future[tuple[list[PayloadTuple], str | None]] | None = None
+        # Batches as they came (columns: codec_messages.Batch); a payload's
+        # tuple is made only when it is taken, so few objects wait here.
+        self._batches: deque[Batch] = deque()
+        self._cursor = 0  # the next payload's index in _batches[0]
+        self._buffered = 0
+        self._in_flight: asyncio.Future[Reply] | None = None
         self._error: BaseException | None = None
         self._exhausted = False
         self._held = 0  # restarts under way: no refill meanwhile
         self._batch = FIRST_BATCH
         self._steady_batch = PASSTHROUGH_BATCH if pipeline.restartable else BATCH
         self._low_water = self._steady_batch
+        if pipeline.restartable:
+            spread = (pipeline.number * _GOLDEN) % 1.0
+            self._low_water = round(PASSTHROUGH_BATCH * (0.5 + 0.5 * spread))
 
     @property
     def passthrough(self) -> bool:
         return self._pipeline.passthrough
 
     def _start_refill(self) -> None:
-        deadline = None if self._deadline is None else self._deadline(len(self._buffer))
-        future = asyncio.ensure_future(self._pipeline.take(self._batch, deadline))
+        deadline = None if self._deadline is None else self._deadline(self._buffered)
+        future = self._pipeline.take(self._batch, deadline)
         future.add_done_callback(self._arrived)
         self._in_flight = future
         self._batch = self._steady_batch
 
     def _refill_if_low(self) -> None:
         if (
-            len(self._buffer) < self._low_water
+            self._buffered < self._low_water
             and not self._exhausted
             and self._in_flight is None
             and not self._held
         ):
             self._start_refill()
 
-    def _arrived(self, future: asyncio.Future[tuple[list[PayloadTuple], str | None]]) -> None:
+    def _arrived(self, future: asyncio.Future[Reply]) -> None:
         self._absorb(future)
         if self.on_arrival is not None:
             self.on_arrival()
 
-    def _absorb(self, future: asyncio.Future[tuple[list[PayloadTuple], str | None]]) -> None:
+    def _absorb(self, future: asyncio.Future[Reply]) -> None:
         """Take a finished batch into the buffer (idempotent)."""
         if self._in_flight is not future:
             return
@@ -88,20 +100,41 @@ class PayloadSource:
             self._exhausted = True
             return
         error = future.exception()
+        if error is None:
+            try:
+                batch = self._pipeline.batch_of(future.result())
+            except MediaError as exc:
+                error = exc
         if error is not None:
             self._error = error
             self._exhausted = True
             return
-        batch, message = future.result()
-        self._buffer.extend(batch)
-        if message is not None:
-            self._error = MediaError(message)
-        if message is not None or not batch:
+        if batch.data:
+            self._batches.append(batch)
+            self._buffered += len(batch.data)
+        if batch.error is not None:
+            self._error = MediaError(batch.error)
+        if batch.error is not None or not batch.data:
             self._exhausted = True
+
+    def _popleft(self) -> PayloadTuple:
+        batch, index = self._batches[0], self._cursor
+        if index + 1 < len(batch.data):
+            self._cursor = index + 1
+        else:
+            self._batches.popleft()
+            self._cursor = 0
+        self._buffered -= 1
+        return batch.payload(index)
+
+    def _drop_buffer(self) -> None:
+        self._batches.clear()
+        self._cursor = 0
+        self._buffered = 0
 
     async def next(self) -> PayloadTuple | None:
         """The next payload, or None at the end; re-raises a decoding error."""
-        while not self._buffer:
+        while not self._buffered:
             if self._exhausted:
                 error = self.take_error()
                 if error is not None:
@@ -116,23 +149,23 @@ class PayloadSource:
             assert future is not None
             await asyncio.wait([future])
             self._absorb(future)
-        payload = self._buffer.popleft()
+        payload = self._popleft()
         self._refill_if_low()
         return payload
 
     def pop(self) -> PayloadTuple | None:
         """The next payload if one is in hand, else None (see ``ended``); never waits."""
-        if not self._buffer:
+        if not self._buffered:
             self._refill_if_low()
             return None
-        payload = self._buffer.popleft()
+        payload = self._popleft()
         self._refill_if_low()
         return payload
 
     @property
     def ended(self) -> bool:
         """Every payload has been popped and none will come."""
-        return self._exhausted and not self._buffer
+        return self._exhausted and not self._buffered
 
     def take_error(self) -> BaseException | None:
         """The error that ended the payloads, once (after ``ended``)."""
@@ -142,7 +175,7 @@ class PayloadSource:
     @property
     def buffered(self) -> bool:
         """Whether next() can answer without waiting for the worker."""
-        return bool(self._buffer) or (self._exhausted and self._in_flight is None)
+        return bool(self._buffered) or (self._exhausted and self._in_flight is None)
 
     async def control(
         self, control: PlaybackControl, restart_at: Callable[[], float] | None = None
@@ -172,7 +205,7 @@ class PayloadSource:
                 future = self._in_flight
                 await asyncio.wait([future])
                 self._absorb(future)
-            self._buffer.clear()
+            self._drop_buffer()
             if self._error is None:
                 self._exhausted = False  # the worker makes payloads again from restart_at
             await send(restart_at())
