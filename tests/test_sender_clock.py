@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from snowmux.node.clock import PacingClock
+from snowmux.node.clock import PHASE_FILL, PacingClock
 from snowmux.node.pacing import Pacer
 
 
@@ -49,11 +49,18 @@ def test_a_phase_shifts_the_anchor_by_its_offset() -> None:
 
 
 @pytest.mark.spec("P3", "P7")
-async def test_members_fill_the_phases_evenly_and_tick_on_their_own_grid() -> None:
+async def test_members_fill_the_phases_then_spread_evenly_and_tick_on_their_own_grid() -> None:
     clock = PacingClock(period=0.02, phases=4)
-    members = [Member() for _ in range(8)]
+    first = [Member() for _ in range(PHASE_FILL)]
+    assert {clock.add(member) for member in first} == {0.0}  # a small node: one wake-up
+    members = [Member() for _ in range(3 * PHASE_FILL + 8)]
     offsets = [clock.add(member) for member in members]
-    assert sorted(offsets) == pytest.approx([0.0, 0.0, 0.005, 0.005, 0.01, 0.01, 0.015, 0.015])
+    assert offsets[: 3 * PHASE_FILL] == pytest.approx(
+        [0.005] * PHASE_FILL + [0.01] * PHASE_FILL + [0.015] * PHASE_FILL
+    )
+    assert sorted(offsets[-8:]) == pytest.approx([0.0, 0.0, 0.005, 0.005, 0.01, 0.01, 0.015, 0.015])
+    for member in first:
+        clock.discard(member)
     await asyncio.sleep(0.1)
     for member, offset in zip(members, offsets, strict=True):
         assert 3 <= len(member.calls) <= 6  # one call per 20 ms, not per 5 ms slot

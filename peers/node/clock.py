@@ -6,8 +6,10 @@
 # reach each receiver's queue in the same event-loop step, which its writer
 # drains with one writelines(). Why phases: a tick's frames go out one after
 # the other, so the last one is late by the time the tick takes (~20 us a
-# frame: 10 ms at 500 sessions); four phases, filled evenly, cut that to a
-# quarter while keeping one wake-up per slot. A playback whose buffer ran
+# frame: 10 ms at 500 sessions); four phases cut that to a quarter. They fill
+# one after the other up to PHASE_FILL members (so a small node wakes once
+# per 20 ms: every wake-up also costs each receiver's writer a task step and
+# a system call), then evenly. A playback whose buffer ran
 # dry is not woken by the clock but by its refill's arrival
 # (Playback.send_due), so codec lateness never waits for the next tick. A
 # member that raises is dropped and told (crashed), the others keep their
@@ -23,7 +25,7 @@ from typing import Protocol
 
 from ..audio_format import FRAME_SECONDS
 
-__all__ = ["GRID_EPSILON", "PHASES", "PacedMember", "PacingClock"]
+__all__ = ["GRID_EPSILON", "PHASE_FILL", "PHASES", "PacedMember", "PacingClock"]
 
 log = logging.getLogger("snowmux.node.clock")
 
@@ -31,6 +33,7 @@ log = logging.getLogger("snowmux.node.clock")
 # a frame due within a microsecond of now is due.
 GRID_EPSILON = 1e-6
 PHASES = 4  # slots per 20 ms period: 5 ms apart
+PHASE_FILL = 64  # members of a phase before the next one opens: a tick of ~1.5 ms
 
 
 class PacedMember(Protocol):
@@ -64,7 +67,10 @@ class PacingClock:
         """Join the least busy phase; answers its offset (seconds) from the 20 ms grid."""
         phase = self._phase_of.get(member)
         if phase is None:
-            phase = min(range(len(self._phases)), key=lambda p: len(self._phases[p]))
+            phase = next(
+                (p for p, members in enumerate(self._phases) if len(members) < PHASE_FILL),
+                min(range(len(self._phases)), key=lambda p: len(self._phases[p])),
+            )
             self._phases[phase][member] = None
             self._phase_of[member] = phase
         self._arm()
