@@ -39,6 +39,23 @@ def test_due_refills_go_before_prebuffers_which_go_before_later_refills() -> Non
     ]
 
 
+def test_urgent_refills_go_oldest_playback_first_whatever_their_deadlines() -> None:
+    now = 100.0
+    queue: WorkQueue[str] = WorkQueue(urgent_seconds=0.25, clock=lambda: now)
+    queue.put("new playback, 2 s overdue", now - 2.0, rank=90)
+    queue.put("old playback, due in 0.2 s", now + 0.2, rank=3)
+    queue.put("older playback, due in 0.1 s", now + 0.1, rank=1)
+    queue.put("prebuffer", None)
+    queue.put("old playback, due in 3 s", now + 3.0, rank=2)
+    assert [queue.get() for _ in range(5)] == [
+        "older playback, due in 0.1 s",
+        "old playback, due in 0.2 s",
+        "new playback, 2 s overdue",
+        "prebuffer",
+        "old playback, due in 3 s",
+    ]
+
+
 def test_a_waiting_refill_becomes_urgent_as_time_passes() -> None:
     clock = [0.0]
     queue: WorkQueue[str] = WorkQueue(urgent_seconds=0.25, clock=lambda: clock[0])

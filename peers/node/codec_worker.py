@@ -15,7 +15,7 @@
 # operation, which switches it to a Chain where the packets stopped, keeping
 # the Ogg stream and the encoder's timing continuous (_switch).
 # Lanes (SPEC.md [P3], [P7]): a thread reads the pipe; opens run on open
-# threads (PyAV drops the GIL while it opens and probes); one codec thread
+# threads (one for local files, four for remote URLs); one codec thread
 # serves takes, controls and closes in deadline order (codec_schedule.py):
 # playing sessions' due refills before starting playbacks' prebuffers, so a
 # burst of plays never delays a playing session's refill. Running the codecs
@@ -23,6 +23,7 @@
 # (see bench/sender.py).
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -58,16 +59,26 @@ from .encoders import (
     encode_payloads,
     opus_packets,
 )
+from .media import MediaKind
 from .ogg_packets import OggPacketMuxer
 from .passthrough import Passthrough, open_passthrough, passthrough_possible
 from .pipeline import DecodedAudio, MediaError, MediaProblem
 
 __all__ = ["playback_payloads", "worker_main"]
 
-# Opens run on their own threads so that no open or probe ever delays a
-# refill (see codec_schedule.py). Four: a remote source may take up to
-# MEDIA_OPEN_TIMEOUT_SECONDS to fail, and three more opens still go through meanwhile.
-OPEN_THREADS = 4
+# Opens run on threads of their own so that no open or probe ever delays a
+# refill by holding the codec thread (see codec_schedule.py). Local opens get
+# one thread: each is a few ms of work that holds the GIL most of the time,
+# and four of them at once (a burst of plays) took the GIL from the codec
+# thread so often that playing sessions fell behind (bench.sender (e): p99
+# 76-131 ms with four threads, 11 ms with one). Remote opens wait on the
+# network, GIL released, up to MEDIA_OPEN_TIMEOUT_SECONDS: four threads, so
+# one slow server never holds up the others.
+LOCAL_OPEN_THREADS = 1
+REMOTE_OPEN_THREADS = 4
+# The codec thread asks for the GIL back after 1 ms instead of Python's 5 ms
+# while an open thread runs Python code (measured with (e): p99 11 -> 9.5 ms).
+SWITCH_INTERVAL_SECONDS = 0.001
 # A transcoder taking over from a passthrough starts this many samples early
 # and its first packet is dropped: the encoder's lookahead then lies inside
 # the dropped packet, and the next one continues the forwarded audio exactly.
@@ -247,7 +258,10 @@ class _Lanes:
         self.connection = connection
         self.playbacks: dict[int, _Playback] = {}
         self.work: WorkQueue[Request] = WorkQueue()
-        self.opens = ThreadPoolExecutor(OPEN_THREADS, thread_name_prefix="snowmux-open")
+        self.local_opens = ThreadPoolExecutor(LOCAL_OPEN_THREADS, thread_name_prefix="snowmux-open")
+        self.remote_opens = ThreadPoolExecutor(
+            REMOTE_OPEN_THREADS, thread_name_prefix="snowmux-open-remote"
+        )
         self._send_lock = threading.Lock()  # replies come from several threads
 
     def send(self, reply: Reply) -> None:
@@ -265,9 +279,11 @@ class _Lanes:
                 if isinstance(request, Quit):
                     return
                 if isinstance(request, OpenRequest):
-                    self.opens.submit(self.open, request)
+                    remote = request.source.kind is MediaKind.REMOTE
+                    (self.remote_opens if remote else self.local_opens).submit(self.open, request)
                 elif isinstance(request, TakeRequest):
-                    self.work.put(request, request.deadline)
+                    # playback numbers grow with start order: the seniority of codec_schedule
+                    self.work.put(request, request.deadline, request.playback)
                 else:
                     self.work.put(request, None)
         finally:
@@ -316,6 +332,7 @@ def worker_main(connection: Connection) -> None:
     # priority starved the codecs (p99 lateness 6 ms -> 1 s at 176 sessions),
     # and a niced starting lane starved new sessions on a loaded machine while
     # holding the GIL that the playing lane needed.
+    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
     lanes = _Lanes(connection)
     threading.Thread(target=lanes.read, name="snowmux-pipe", daemon=True).start()
     try:
@@ -323,4 +340,5 @@ def worker_main(connection: Connection) -> None:
     except (BrokenPipeError, OSError):
         pass  # the node went away while we answered
     finally:
-        lanes.opens.shutdown(wait=False, cancel_futures=True)
+        lanes.local_opens.shutdown(wait=False, cancel_futures=True)
+        lanes.remote_opens.shutdown(wait=False, cancel_futures=True)
