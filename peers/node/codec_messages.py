@@ -2,7 +2,8 @@
 # (see codec_pool.py and codec_worker.py). They cross a multiprocessing pipe,
 # so they are module-level NamedTuples: picklable, cheap, and read by name.
 # Every request but Quit carries a sequence number that its reply echoes, so
-# the node can match replies to the futures waiting for them.
+# the node can match replies to the futures waiting for them. The node sends
+# lists of requests (those of one event-loop step), the worker single replies.
 from __future__ import annotations
 
 from typing import NamedTuple

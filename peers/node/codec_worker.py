@@ -1,6 +1,7 @@
 # Strategy: the worker-process side of the codec pool. Each worker owns the
 # PyAV state of the playbacks assigned to it and answers the node's typed
-# requests (codec_messages.py) over a multiprocessing pipe:
+# requests (codec_messages.py) over a multiprocessing pipe, a list of them per
+# message (the node sends those of one event-loop step together):
 #   OpenRequest  -> Opened(duration, passthrough) | OpenFailed(message, problem)
 #   TakeRequest  -> Batch(payloads in columns, error)
 #   ControlRequest -> Controlled(error): applied at the next frame boundary
@@ -273,21 +274,25 @@ class _Lanes:
         try:
             while True:
                 try:
-                    request: Request = self.connection.recv()
+                    requests: list[Request] = self.connection.recv()
                 except (EOFError, OSError):
                     return  # the node went away
-                if isinstance(request, Quit):
-                    return
-                if isinstance(request, OpenRequest):
-                    remote = request.source.kind is MediaKind.REMOTE
-                    (self.remote_opens if remote else self.local_opens).submit(self.open, request)
-                elif isinstance(request, TakeRequest):
-                    # playback numbers grow with start order: the seniority of codec_schedule
-                    self.work.put(request, request.deadline, request.playback)
-                else:
-                    self.work.put(request, None)
+                for request in requests:
+                    if isinstance(request, Quit):
+                        return
+                    self._route(request)
         finally:
             self.work.close()
+
+    def _route(self, request: Request) -> None:
+        if isinstance(request, OpenRequest):
+            remote = request.source.kind is MediaKind.REMOTE
+            (self.remote_opens if remote else self.local_opens).submit(self.open, request)
+        elif isinstance(request, TakeRequest):
+            # playback numbers grow with start order: the seniority of codec_schedule
+            self.work.put(request, request.deadline, request.playback)
+        else:
+            self.work.put(request, None)
 
     def open(self, request: OpenRequest) -> None:
         """Open thread: PyAV releases the GIL while it opens and probes."""
