@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 
 import pytest
 
@@ -86,3 +87,23 @@ async def test_a_failing_member_alone_is_dropped_and_told_once() -> None:
     assert len(bad.calls) == 1 and len(bad.errors) == 1
     assert len(clock) == 1
     clock.discard(good)
+
+
+class SlowMember(Member):
+    def send_due(self, now: float) -> None:
+        super().send_due(now)
+        time.sleep(0.012)  # overruns the next phase's slot (5 ms later) every time
+
+
+async def test_a_late_tick_passes_over_no_other_phase() -> None:
+    clock = PacingClock(period=0.02, phases=4)
+    slow, next_phase = SlowMember(), Member()
+    fillers = [Member() for _ in range(PHASE_FILL - 1)]
+    for member in (slow, *fillers, next_phase):  # phase 0 full, then phase 1
+        clock.add(member)
+    await asyncio.sleep(0.15)
+    for member in (slow, *fillers, next_phase):
+        clock.discard(member)
+    # Each phase-0 tick ends after phase 1's slot: phase 1 is served right
+    # after it, once per period, instead of never.
+    assert len(next_phase.calls) >= len(slow.calls) - 1 >= 3

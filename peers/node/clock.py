@@ -58,6 +58,7 @@ class PacingClock:
         self._phases: list[dict[PacedMember, None]] = [{} for _ in range(phases)]
         self._phase_of: dict[PacedMember, int] = {}
         self._timer: asyncio.TimerHandle | None = None
+        self._served: int | None = None  # the last slot served
         self.ticks = 0
 
     def __len__(self) -> int:
@@ -85,17 +86,23 @@ class PacingClock:
         if self._timer is not None or not self._phase_of:
             return
         now = self._clock()
-        slot = math.floor(now / self.slot) + 1
         phases = len(self._phases)
+        slot = math.floor(now / self.slot) + 1
+        if self._served is not None:
+            # A tick that ran late must not pass over the other phases' slots
+            # (their members would wait a whole period): serve them now, one
+            # round back at most (send_due sends everything due at once).
+            slot = max(self._served + 1, slot - phases)
         for ahead in range(phases):  # the next slot whose phase has members
             if self._phases[(slot + ahead) % phases]:
                 slot += ahead
                 break
         loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(slot * self.slot - now, self._tick, slot)
+        self._timer = loop.call_later(max(0.0, slot * self.slot - now), self._tick, slot)
 
     def _tick(self, slot: int) -> None:
         self._timer = None
+        self._served = slot
         self.ticks += 1
         now = max(self._clock(), slot * self.slot)
         for member in list(self._phases[slot % len(self._phases)]):
