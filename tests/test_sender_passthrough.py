@@ -181,9 +181,15 @@ def test_the_takeover_lead_matches_libopus() -> None:
 
 
 async def _patched_midway(
-    media: Path, tmp_path: Path, session_id: str, audio_format: str, patch: dict[str, object]
+    media: Path,
+    tmp_path: Path,
+    session_id: str,
+    audio_format: str,
+    patch: dict[str, object],
+    then: dict[str, object] | None = None,
 ) -> tuple[list[bytes], dict[str, object], dict[str, object]]:
-    """Play long.ogg paced, PATCH it after about a second; the payloads and both statuses."""
+    """Play long.ogg paced, PATCH it after about a second (and ``then`` a second
+    later); the payloads and the statuses before and after the first PATCH."""
     with NodeProcess(tmp_path, media_root=media) as paced:
         async with Recorder(paced.socket_path) as rx:
             await play(paced.url, session_id, "long.ogg", format=audio_format)
@@ -192,6 +198,10 @@ async def _patched_midway(
             await rx.wait_for(lambda: len(rx.frames(session_id)) >= 50 + 25)
             status, after = await call(paced.url, "PATCH", f"/session/{session_id}", patch)
             assert status == 200, after
+            if then is not None:
+                await rx.wait_for(lambda: len(rx.frames(session_id)) >= 50 + 75)
+                status, again = await call(paced.url, "PATCH", f"/session/{session_id}", then)
+                assert status == 200, again
             await rx.wait_event(session_id, "finished", timeout=30)
     return [bytes(f.payload) for f in rx.frames(session_id)], before, after
 
@@ -245,3 +255,24 @@ async def test_a_seek_switches_web_to_transcoding_in_one_ogg_stream(
     # played >= 1 s, then from 0.5 s to the end: longer than the source by the replayed part
     assert len(decoded) / 48_000 == pytest.approx(LONG_SECONDS + 0.5 + 1.0, abs=0.7)
     assert dominant_frequency(decoded[-48_000:]) == pytest.approx(440, abs=3)
+
+
+@pytest.mark.spec("P8", "K3")
+async def test_a_second_patch_after_the_switch_loses_nothing(media: Path, tmp_path: Path) -> None:
+    payloads, _, after = await _patched_midway(
+        media, tmp_path, "pt-twice", "opus-packets", {"volume": 0.5}, then={"volume": 0.25}
+    )
+    assert after["passthrough"] is False
+    audio = payloads[:-5]
+    source = source_packets(media / "long.ogg")
+    assert abs(len(audio) - len(source)) <= 1  # the transcoded audio is never dropped
+    samples, counts = decode_opus_packets(audio)
+    level = [
+        float(np.sqrt(np.mean(samples[n * 960 : (n + 1) * 960] ** 2)))
+        for n in range(len(counts) - 1)
+    ]
+    full = np.median(level[5:45])
+    assert np.median(level[-30:-3]) == pytest.approx(full / 4, rel=0.1)  # the second PATCH
+    # ... reached the receiver within [K3]'s 600 ms of its answer (plus slack)
+    quarter = [n for n, value in enumerate(level) if value < full * 0.3]
+    assert quarter and quarter[0] <= 50 + 75 + 25 + 30 + 5

@@ -59,6 +59,7 @@ class PayloadSource:
         self._error: BaseException | None = None
         self._exhausted = False
         self._held = 0  # restarts under way: no refill meanwhile
+        self._restartable = pipeline.restartable  # until the first control switches it
         self._batch = FIRST_BATCH
         self._steady_batch = PASSTHROUGH_BATCH if pipeline.restartable else BATCH
         self._low_water = self._steady_batch
@@ -196,7 +197,7 @@ class PayloadSource:
         send: Callable[[float | None], Awaitable[None]],
         restart_at: Callable[[], float] | None,
     ) -> None:
-        if restart_at is None or not self._pipeline.restartable:
+        if restart_at is None or not self._restartable:
             await send(None)
             return
         self._held += 1
@@ -208,6 +209,10 @@ class PayloadSource:
             self._drop_buffer()
             if self._error is None:
                 self._exhausted = False  # the worker makes payloads again from restart_at
+            # The worker transcodes from here on: small batches again, for the
+            # next control's 600 ms, and nothing of them may be dropped.
+            self._restartable = False
+            self._batch = self._steady_batch = self._low_water = BATCH
             await send(restart_at())
         finally:
             self._held -= 1
