@@ -268,6 +268,11 @@ async def test_failover_three_nodes_six_sessions(
         await wait_until(
             lambda: _state_is(route_url, busiest_url, "up"), 15, "the restarted node up"
         )
+        # Its codec workers' start-up counts in the node's 10 s cpu_load, which
+        # the penalty reads: it ranks best once that has passed.
+        await wait_until(
+            lambda: _is_best(route_url, busiest_url), 15, "the restarted node ranked best"
+        )
         status, body = await call(
             route_url,
             "POST",
@@ -316,6 +321,13 @@ async def _all_cool(route_url: str) -> bool:
 
 async def _state_is(route_url: str, url: str, state: str) -> bool:
     return (await node_states(route_url)).get(url) == state
+
+
+async def _is_best(route_url: str, url: str) -> bool:
+    status, body = await call(route_url, "GET", "/nodes", token=TOKEN)
+    assert status == 200, body
+    up = [n for n in body["nodes"] if n["state"] == "up"]
+    return min(up, key=lambda n: n["penalty"])["url"] == url
 
 
 # -- a restarted route adopts the running sessions -----------------------------------------------
