@@ -180,6 +180,11 @@ def test_the_takeover_lead_matches_libopus() -> None:
     assert pre_skip_of(bytes(codec.extradata)) == OPUS_ENCODER_DELAY  # its OpusHead's pre-skip
 
 
+def frame_levels(samples: np.ndarray, frames: int) -> list[float]:
+    """The RMS level of each 20 ms frame of decoded mono samples."""
+    return [float(np.sqrt(np.mean(samples[n * 960 : (n + 1) * 960] ** 2))) for n in range(frames)]
+
+
 async def _patched_midway(
     media: Path,
     tmp_path: Path,
@@ -225,10 +230,7 @@ async def test_a_volume_patch_switches_opus_packets_to_transcoding_without_a_gap
     assert abs(len(audio) - len(source)) <= 1
     samples, counts = decode_opus_packets(audio)
     assert set(counts) == {FRAME_SAMPLES}
-    level = [
-        float(np.sqrt(np.mean(samples[n * 960 : (n + 1) * 960] ** 2)))
-        for n in range(len(counts) - 1)
-    ]
+    level = frame_levels(samples, len(counts) - 1)
     full = np.median(level[5:forwarded])
     half = np.median(level[forwarded + 3 : -3])
     assert half == pytest.approx(full / 2, rel=0.1)  # -6 dB after the switch
@@ -267,10 +269,7 @@ async def test_a_second_patch_after_the_switch_loses_nothing(media: Path, tmp_pa
     source = source_packets(media / "long.ogg")
     assert abs(len(audio) - len(source)) <= 1  # the transcoded audio is never dropped
     samples, counts = decode_opus_packets(audio)
-    level = [
-        float(np.sqrt(np.mean(samples[n * 960 : (n + 1) * 960] ** 2)))
-        for n in range(len(counts) - 1)
-    ]
+    level = frame_levels(samples, len(counts) - 1)
     full = np.median(level[5:45])
     assert np.median(level[-30:-3]) == pytest.approx(full / 4, rel=0.1)  # the second PATCH
     # ... reached the receiver within [K3]'s 600 ms of its answer (plus slack)

@@ -67,10 +67,6 @@ class PayloadSource:
             spread = (pipeline.number * _GOLDEN) % 1.0
             self._low_water = round(PASSTHROUGH_BATCH * (0.5 + 0.5 * spread))
 
-    @property
-    def passthrough(self) -> bool:
-        return self._pipeline.passthrough
-
     def _start_refill(self) -> None:
         deadline = None if self._deadline is None else self._deadline(self._buffered)
         future = self._pipeline.take(self._batch, deadline)
